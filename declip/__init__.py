@@ -1,0 +1,8 @@
+"""declip: train audio declippers from clipped recordings alone (measurement consistency +
+equivariance), with supervised training as the reference."""
+
+__version__ = "0.1.0"
+
+from declip.physics import Clipping, sdr, threshold_for_sdr  # noqa: E402
+
+__all__ = ["Clipping", "__version__", "sdr", "threshold_for_sdr"]

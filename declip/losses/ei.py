@@ -1,0 +1,48 @@
+"""Equivariant imaging for clipping: the distribution of music is roughly amplitude-invariant."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from declip.config import capture_init
+from declip.losses.base import Loss, Reconstructor, scaled_square_error
+from declip.physics import Clipping
+from declip.transforms import AmplitudeScale
+
+
+class EILoss(Loss):
+    """:math:`\\|g\\hat x - f(\\eta(g\\hat x))\\|^2` with a random gain ``g`` per example and the same
+    thresholds: the network must restore a rescaled copy of its own estimate, re-clipped.
+
+    Args:
+        weight: λ in MC + λ·EI.
+        g_min, g_max, distribution, sign_flip: the gain law, see :class:`AmplitudeScale`.
+        detach_target: compute :math:`g\\hat x` without gradient (the gradient flows through the
+            second pass of the network only).
+    """
+
+    name = "ei"
+
+    @capture_init
+    def __init__(
+        self,
+        weight: float = 1.0,
+        g_min: float = 0.5,
+        g_max: float = 2.0,
+        distribution: str = "log-uniform",
+        sign_flip: bool = False,
+        detach_target: bool = False,
+    ) -> None:
+        super().__init__(weight)
+        self.transform = AmplitudeScale(g_min, g_max, distribution, sign_flip)
+        self.detach_target = detach_target
+
+    def forward(
+        self, x_net: Tensor, y: Tensor, physics: Clipping, model: Reconstructor, x: Tensor | None = None
+    ) -> Tensor:
+        g = self.transform.sample(x_net.shape[0], device=x_net.device)
+        x2 = self.transform.apply(x_net, g)
+        if self.detach_target:
+            x2 = x2.detach()
+        x3 = model(physics(x2), physics)
+        return self.weight * scaled_square_error(x3, x2, physics)

@@ -1,0 +1,8 @@
+"""Backbones (plain ``nn.Module``s, configured by their constructor arguments) and the Declipper wrapper."""
+
+from declip.models.declipper import Declipper
+from declip.models.demucs import Demucs
+from declip.models.mlp import MLP
+from declip.models.unet import UNet
+
+__all__ = ["MLP", "Declipper", "Demucs", "UNet"]

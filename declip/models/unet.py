@@ -1,0 +1,67 @@
+"""1-D waveform UNet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from declip.config import capture_init
+
+
+def _block(c_in: int, c_out: int, kernel_size: int, bias: bool) -> nn.Sequential:
+    pad = kernel_size // 2
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, kernel_size, padding=pad, bias=bias),
+        nn.ReLU(),
+        nn.Conv1d(c_out, c_out, kernel_size, padding=pad, bias=bias),
+        nn.ReLU(),
+    )
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections; each level halves the time resolution.
+
+    ``(batch, 2*channels, time) -> (batch, channels, time)`` for any ``time`` (padded internally to
+    a multiple of ``2**(len(widths)-1)``).
+
+    Args:
+        channels: audio channels.
+        widths: feature channels per level, top to bottom (its length is the depth).
+        kernel_size: odd convolution kernel size.
+        bias: use biases (``False`` gives a network that is positively homogeneous in its input).
+    """
+
+    @capture_init
+    def __init__(
+        self, channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128), kernel_size: int = 5, bias: bool = True
+    ) -> None:
+        super().__init__()
+        widths = list(widths)
+        self.channels, self.levels = channels, len(widths)
+        self.inp = _block(2 * channels, widths[0], kernel_size, bias)
+        self.down = nn.ModuleList()
+        self.encoders = nn.ModuleList()
+        self.up = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for w, w_next in zip(widths[:-1], widths[1:]):
+            self.down.append(nn.Conv1d(w, w, 4, stride=2, padding=1, bias=bias))
+            self.encoders.append(_block(w, w_next, kernel_size, bias))
+            self.up.append(nn.ConvTranspose1d(w_next, w, 4, stride=2, padding=1, bias=bias))
+            self.decoders.append(_block(2 * w, w, kernel_size, bias))
+        self.out = nn.Conv1d(widths[0], channels, 1, bias=bias)
+
+    def forward(self, inp: Tensor) -> Tensor:
+        length = inp.shape[-1]
+        multiple = 2 ** (self.levels - 1)
+        x = F.pad(inp, (0, -length % multiple))
+        x = self.inp(x)
+        skips = []
+        for down, enc in zip(self.down, self.encoders):
+            skips.append(x)
+            x = enc(down(x))
+        for up, dec, skip in zip(reversed(self.up), reversed(self.decoders), reversed(skips)):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return self.out(x)[..., :length]

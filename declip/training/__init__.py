@@ -1,0 +1,5 @@
+"""Lightning training: the module pairing a backbone with losses."""
+
+from declip.training.module import DeclipModule
+
+__all__ = ["DeclipModule"]

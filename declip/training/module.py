@@ -1,0 +1,126 @@
+"""The LightningModule: any backbone, any list of losses, declipping metrics per clip level."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from declip.config import config_of, instantiate
+from declip.losses import Loss
+from declip.metrics import DEFAULT_LEVELS, DeclippingMetrics
+from declip.models import Declipper
+from declip.physics import Clipping
+
+
+def regime_of(losses: Sequence[Loss]) -> str:
+    """``"supervised"``, ``"mc"``, ``"mc+ei"`` (or the loss names joined by ``+``)."""
+    return "+".join(loss.name for loss in losses)
+
+
+class DeclipModule(L.LightningModule):
+    """Train a :class:`Declipper` around ``backbone`` with the sum of ``losses``.
+
+    Batches are dicts with ``y`` ``(batch, channels, time)``, thresholds ``high``/``low``
+    (broadcastable), and optionally the clean ``x`` and ``input_sdr``. ``x`` reaches only the
+    losses that declare ``requires_clean``; the self-supervised losses never see it.
+
+    Args:
+        backbone: network ``(batch, 2*channels, time) -> (batch, channels, time)``.
+        losses: one loss or a list, summed (e.g. ``[MCLoss(), EILoss(weight=λ)]``).
+        consistent_output: make every estimate consistent by construction (see :class:`Declipper`).
+        lr: Adam learning rate.
+        sample_rate: rate of the audio the model is trained for (Hz); travels with checkpoints.
+        levels: input SDRs (dB) of the metric buckets.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        losses: Loss | list[Loss],
+        consistent_output: bool = False,
+        lr: float = 1e-3,
+        sample_rate: int = 44100,
+        levels: Sequence[float] = DEFAULT_LEVELS,
+    ) -> None:
+        super().__init__()
+        backbone = instantiate(backbone)
+        losses = [instantiate(loss) for loss in (losses if isinstance(losses, (list, tuple)) else [losses])]
+        self.save_hyperparameters(ignore=["backbone", "losses"])
+        # Store configs, not objects: load_from_checkpoint rebuilds them with no extra argument.
+        self.hparams["backbone"] = config_of(backbone)
+        self.hparams["losses"] = [config_of(loss) for loss in losses]
+        self.model = Declipper(backbone, consistent=consistent_output)
+        self.losses = nn.ModuleList(losses)
+        self.val_metrics = DeclippingMetrics(levels)
+        self.test_metrics = DeclippingMetrics(levels)
+
+    @property
+    def regime(self) -> str:
+        return regime_of(self.losses)
+
+    @property
+    def channels(self) -> int:
+        return self.model.backbone.channels
+
+    def forward(self, y: Tensor, physics: Clipping) -> Tensor:
+        return self.model(y, physics)
+
+    @staticmethod
+    def physics_of(batch: dict[str, Tensor]) -> Clipping:
+        return Clipping(batch["high"], batch["low"])
+
+    def _loss_terms(self, batch: dict[str, Tensor], x_net: Tensor, physics: Clipping) -> dict[str, Tensor]:
+        terms = {}
+        for loss in self.losses:
+            clean = batch.get("x") if loss.requires_clean else None
+            terms[loss.name] = loss(x_net, batch["y"], physics, self.model, clean)
+        terms["loss"] = sum(terms.values())
+        return terms
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        physics = self.physics_of(batch)
+        terms = self._loss_terms(batch, self.model(batch["y"], physics), physics)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch["y"].shape[0])
+        return terms["loss"]
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str, metrics: DeclippingMetrics) -> None:
+        physics = self.physics_of(batch)
+        y = batch["y"]
+        x_net = self.model(y, physics)
+        if "x" in batch or not any(loss.requires_clean for loss in self.losses):
+            for name, value in self._loss_terms(batch, x_net, physics).items():
+                self.log(f"{stage}/{name}", value, sync_dist=True, batch_size=y.shape[0])
+        if "x" in batch:
+            metrics.update(physics.project(x_net, y), batch["x"], y, physics.masks(y).clipped, batch["input_sdr"])
+
+    def _log_metrics(self, stage: str, metrics: DeclippingMetrics) -> None:
+        if metrics.update_count == 0:
+            return
+        values = metrics.compute()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name == "delta_sdr")
+        metrics.reset()
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        physics = self.physics_of(batch)
+        return physics.project(self.model(batch["y"], physics), batch["y"])
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

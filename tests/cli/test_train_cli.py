@@ -1,0 +1,83 @@
+"""``declip fit|validate|test`` through the real LightningCLI, in-process and as a subprocess."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from declip.cli import main
+from declip.training import DeclipModule
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").glob("synthetic*.yaml"))
+TINY = [
+    "--model.backbone.init_args.hidden=32",
+    "--data.init_args.val_size=8",
+    "--data.init_args.test_size=8",
+    "--data.init_args.batch_size=4",
+]
+
+
+def declip(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "declip", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_fast_dev_run_through_the_cli(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", str(config), "--trainer.fast_dev_run=2", *TINY]) == 0
+
+
+def test_print_config_shows_every_knob(tmp_path):
+    result = declip("fit", "--config", str(ROOT / "configs/synthetic.yaml"), "--print_config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    losses = config["model"]["losses"]
+    assert [loss["class_path"] for loss in losses] == ["declip.losses.MCLoss", "declip.losses.EILoss"]
+    assert set(losses[1]["init_args"]) == {"weight", "g_min", "g_max", "distribution", "sign_flip", "detach_target"}
+    assert config["model"]["backbone"]["init_args"]["frame"] == 512
+    assert config["data"]["init_args"]["input_sdr_range"] == [1.0, 20.0]
+
+
+def test_fit_then_test_and_reload_from_the_cli_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = str(ROOT / "configs/synthetic.yaml")
+    args = ["--config", config, *TINY, "--trainer.max_steps=4", "--trainer.val_check_interval=2"]
+    assert main(["fit", *args, "--trainer.default_root_dir", str(tmp_path)]) == 0
+    checkpoints = sorted(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt"))
+    assert checkpoints, "fit wrote no checkpoint"
+    last = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
+    module = DeclipModule.load_from_checkpoint(last)
+    assert module.regime == "mc+ei"
+    assert type(module.model.backbone).__name__ == "MLP" and module.model.backbone.net[0].out_features == 32
+    state = torch.load(last, weights_only=False)["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
+    assert main(["test", *args, "--ckpt_path", str(last)]) == 0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--model.backbone=declip.models.NoSuchNet"], "NoSuchNet"),
+        (["--data.init_args.threshold_range=[-0.1, 0.5]"], "threshold_range must be [low, high] with 0 < low"),
+        (["--data.init_args.input_sdr_range=[-3, 5]"], "input_sdr_range must be [low, high] with 0 < low"),
+        (
+            [
+                "--model.losses+=declip.losses.EILoss",
+                "--model.losses.init_args.g_min=3",
+                "--model.losses.init_args.g_max=1",
+            ],
+            "g_min <= g_max",
+        ),
+    ],
+)
+def test_bad_config_fails_with_one_clear_line(override, message, tmp_path):
+    result = declip("fit", "--config", str(ROOT / "configs/synthetic-mc.yaml"), *override, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("declip: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,4 @@
+import os
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("PYTHONWARNINGS", "ignore")

@@ -1,0 +1,131 @@
+import pytest
+import torch
+
+from declip.errors import ConfigError
+from declip.losses import EILoss, MCLoss, NaiveMCLoss, SupervisedLoss
+from declip.physics import Clipping, threshold_for_sdr
+
+
+@pytest.fixture
+def clipped():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 2, 256, generator=g)
+    physics = Clipping(threshold_for_sdr(x, 5.0)[:, None, None])
+    return x, physics(x), physics
+
+
+def oracle(x):
+    """A model that returns the clean signal whatever it is given."""
+    return lambda y, physics: x
+
+
+def identity(y, physics):
+    return y
+
+
+@pytest.mark.parametrize("metric", ["mse", "l1", "sdr"])
+def test_supervised_loss_is_minimal_at_the_ground_truth(clipped, metric):
+    x, y, physics = clipped
+    loss = SupervisedLoss(metric)
+    at_truth = loss(x, y, physics, oracle(x), x)
+    elsewhere = loss(y, y, physics, oracle(x), x)
+    if metric == "sdr":
+        assert at_truth < -90 and elsewhere > at_truth
+    else:
+        assert at_truth == 0 and elsewhere > 0
+
+
+def test_supervised_loss_without_clean_target_says_what_to_use(clipped):
+    x, y, physics = clipped
+    with pytest.raises(ConfigError, match="MCLoss"):
+        SupervisedLoss()(x, y, physics, identity, None)
+    with pytest.raises(ConfigError, match="metric"):
+        SupervisedLoss("snr")
+
+
+def ideal(x, gains=(1.0, 2.0, -2.0)):
+    """The ideal declipper for multiples of ``x``: recovers ``g*x`` from ``clip(g*x)``."""
+
+    def model(y_in, physics):
+        out = torch.full_like(x, torch.nan)
+        for g in gains:
+            match = (physics(g * x) == y_in).flatten(1).all(1)
+            out[match] = g * x[match]
+        assert not out.isnan().any(), "input is not a clipped multiple of x"
+        return out
+
+    return model
+
+
+@pytest.mark.parametrize(
+    "loss", [MCLoss(), NaiveMCLoss(), EILoss(g_min=2.0, g_max=2.0), EILoss(g_min=2.0, g_max=2.0, sign_flip=True)]
+)
+def test_self_supervised_losses_are_zero_at_the_ground_truth(clipped, loss):
+    x, y, physics = clipped
+    assert loss(x, y, physics, ideal(x), None).item() == 0.0
+
+
+def test_mc_is_zero_for_any_consistent_estimate(clipped):
+    x, y, physics = clipped
+    for _ in range(5):
+        estimate = physics.project(y + 3 * torch.randn_like(y), y)
+        assert MCLoss()(estimate, y, physics, identity).item() == 0.0
+    assert MCLoss()(y - 0.5 * physics.masks(y).signed, y, physics, identity) > 0
+
+
+def test_mc_gives_gradient_where_naive_mc_gives_none(clipped):
+    x, y, physics = clipped
+    m = physics.masks(y)
+    # an estimate that overshoots on reliable samples, beyond the thresholds: the clamp is flat there
+    estimate = torch.where(m.reliable, 10 * physics.high.expand_as(y), y).requires_grad_()
+    NaiveMCLoss()(estimate, y, physics, identity).backward()
+    naive_grad = estimate.grad.clone()
+    estimate.grad = None
+    MCLoss()(estimate, y, physics, identity).backward()
+    overshoot = m.reliable
+    assert naive_grad[overshoot].abs().max() == 0
+    assert (estimate.grad[overshoot].abs() > 0).all()
+
+
+def test_ei_reclips_at_the_same_threshold(clipped):
+    x, y, physics = clipped
+    seen = []
+
+    def spy(y_in, p):
+        seen.append((y_in, p))
+        return y_in
+
+    loss = EILoss(g_min=2.0, g_max=2.0)
+    value = loss(x, y, physics, spy)
+    ((y_in, p),) = seen
+    assert p is physics
+    assert torch.equal(y_in, physics(2.0 * x))
+    expected = (((2.0 * x - y_in) / physics.scale) ** 2).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_ei_weight_and_detach(clipped):
+    x, y, physics = clipped
+    w = torch.tensor(1.5, requires_grad=True)
+
+    def scaled(y_in, p):
+        return w * y_in
+
+    x_net = x.clone().requires_grad_()
+    EILoss(g_min=2.0, g_max=2.0, detach_target=True)(x_net, y, physics, scaled).backward()
+    assert x_net.grad is None and w.grad.abs() > 0  # gradient through the second pass only
+    x_net = x.clone().requires_grad_()
+    EILoss(g_min=2.0, g_max=2.0)(x_net, y, physics, scaled).backward()
+    assert x_net.grad.abs().sum() > 0
+    base = EILoss(g_min=2.0, g_max=2.0)(x, y, physics, identity)
+    assert EILoss(weight=0.25, g_min=2.0, g_max=2.0)(x, y, physics, identity) == pytest.approx(0.25 * base.item())
+
+
+def test_losses_are_invariant_to_a_common_rescaling(clipped):
+    x, y, physics = clipped
+    estimate = y + torch.randn_like(y)
+    scaled = Clipping(7 * physics.high)
+    for loss in [MCLoss(), NaiveMCLoss()]:
+        a = loss(estimate, y, physics, identity)
+        b = loss(7 * estimate, 7 * y, scaled, identity)
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)

@@ -1,0 +1,73 @@
+import lightning as L
+import torch
+
+from declip.data import SyntheticDataModule
+from declip.losses import EILoss, Loss, MCLoss, SupervisedLoss
+from declip.models import UNet
+from declip.training import DeclipModule
+
+
+class RecordingLoss(Loss):
+    """Records whether a clean target reached it."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saw_clean = []
+
+    def forward(self, x_net, y, physics, model, x=None):
+        self.saw_clean.append(x is not None)
+        return (x_net * 0).sum()
+
+
+def _trainer(tmp_path, **kwargs):
+    options = dict(
+        default_root_dir=tmp_path,
+        max_steps=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    return L.Trainer(**{**options, **kwargs})
+
+
+def _data():
+    return SyntheticDataModule(length=128, batch_size=4, val_size=8, test_size=8)
+
+
+def test_self_supervised_losses_never_receive_the_clean_signal(tmp_path):
+    spy = RecordingLoss()
+    module = DeclipModule(UNet(widths=(4, 8)), [MCLoss(), spy])
+    _trainer(tmp_path).fit(module, _data())
+    assert spy.saw_clean and not any(spy.saw_clean)
+
+
+def test_training_changes_weights_and_logs_every_term(tmp_path):
+    module = DeclipModule(UNet(widths=(4, 8)), [MCLoss(), EILoss(weight=0.5)])
+    before = [p.detach().clone() for p in module.parameters()]
+    trainer = _trainer(tmp_path, val_check_interval=3)
+    trainer.fit(module, _data())
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    logged = trainer.callback_metrics
+    assert {"train/mc", "train/ei", "train/loss", "val/delta_sdr", "val/delta_sdr@1dB", "val/si_sdr"} <= set(logged)
+    assert module.regime == "mc+ei"
+
+
+def test_checkpoint_round_trip_needs_no_arguments(tmp_path):
+    module = DeclipModule(UNet(channels=1, widths=(4, 8)), SupervisedLoss("l1"), lr=3e-4, sample_rate=16000)
+    trainer = _trainer(tmp_path)
+    trainer.fit(module, _data())
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    loaded = DeclipModule.load_from_checkpoint(path)
+    assert loaded.hparams.sample_rate == 16000 and loaded.hparams.lr == 3e-4
+    assert isinstance(loaded.losses[0], SupervisedLoss) and loaded.losses[0].metric == "l1"
+    batch = next(iter(_data().test_dataloader()))
+    module.eval()
+    loaded.eval()
+    with torch.no_grad():
+        physics = DeclipModule.physics_of(batch)
+        assert torch.equal(loaded(batch["y"], physics), module(batch["y"], physics))

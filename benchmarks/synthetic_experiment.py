@@ -23,24 +23,40 @@ from declip.training import DeclipModule
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIMES = {
-    "supervised": "configs/synthetic-supervised.yaml",
-    "mc": "configs/synthetic-mc.yaml",
-    "mc+ei": "configs/synthetic.yaml",
+    "supervised": ("configs/synthetic-supervised.yaml", {}),
+    "mc": ("configs/synthetic-mc.yaml", {}),
+    "mc+ei": ("configs/synthetic.yaml", {}),
+    # the ablation: EI with the gradient through its target g*x_hat as well
+    "mc+ei-no-detach": ("configs/synthetic.yaml", {"detach_target": False}),
 }
 
 
-def train(name: str, config: str, runs: Path, steps: int, extra: list[str]) -> Path:
+def derived_config(config: str, ei_args: dict, run_dir: Path) -> Path:
+    """The config with ``ei_args`` set on its EILoss, written beside the run."""
+    if not ei_args:
+        return ROOT / config
+    data = yaml.safe_load((ROOT / config).read_text())
+    for loss in data["model"]["losses"]:
+        if loss["class_path"].endswith("EILoss"):
+            loss.setdefault("init_args", {}).update(ei_args)
+    path = run_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: list[str]) -> Path:
     run_dir = runs / name.replace("+", "")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = derived_config(config, ei_args, run_dir)
     last = run_dir / "lightning_logs/version_0/checkpoints/last.ckpt"
     if last.exists() and torch.load(last, map_location="cpu", weights_only=False)["global_step"] >= steps:
         return last
     command = [
-        sys.executable, "-m", "declip", "fit", "--config", str(ROOT / config), f"--trainer.max_steps={steps}",
+        sys.executable, "-m", "declip", "fit", "--config", str(config_path), f"--trainer.max_steps={steps}",
         f"--trainer.default_root_dir={run_dir}", "--trainer.enable_progress_bar=false", *extra,
     ]  # fmt: skip
     if last.exists():
         command += ["--ckpt_path", str(last)]
-    run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "fit.log", "a") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     return last
@@ -73,8 +89,9 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     results = {}
     for name in args.regimes:
-        checkpoint = train(name, REGIMES[name], args.runs, args.steps, extra)
-        results[name] = score(checkpoint, REGIMES[name])
+        config, ei_args = REGIMES[name]
+        checkpoint = train(name, config, ei_args, args.runs, args.steps, extra)
+        results[name] = score(checkpoint, config)
     levels = [1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0]
     print("Mean ΔSDR (dB) on the synthetic test set, per input SDR:\n")
     print(table(results, levels))

@@ -17,8 +17,9 @@ class EILoss(Loss):
     Args:
         weight: λ in MC + λ·EI.
         g_min, g_max, distribution, sign_flip: the gain law, see :class:`AmplitudeScale`.
-        detach_target: compute :math:`g\\hat x` without gradient (the gradient flows through the
-            second pass of the network only).
+        detach_target: compute :math:`g\\hat x` without gradient, so the gradient flows through the
+            second pass of the network only. On by default: with the gradient through the target too,
+            training collapses to the trivial :math:`\\hat x = y` (see docs/results.md).
     """
 
     name = "ei"
@@ -31,7 +32,7 @@ class EILoss(Loss):
         g_max: float = 2.0,
         distribution: str = "log-uniform",
         sign_flip: bool = False,
-        detach_target: bool = False,
+        detach_target: bool = True,
     ) -> None:
         super().__init__(weight)
         self.transform = AmplitudeScale(g_min, g_max, distribution, sign_flip)

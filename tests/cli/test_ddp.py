@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from declip.training import DeclipModule
@@ -11,9 +12,16 @@ from declip.training import DeclipModule
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_ddp_fit_on_two_cpu_processes_trains_and_checkpoints(tmp_path):
+LAUNCHERS = {
+    "lightning": [sys.executable, "-m", "declip"],  # Lightning starts the second process
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "declip"],
+}
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_ddp_fit_on_two_cpu_processes_trains_and_checkpoints(launcher, tmp_path):
     command = [
-        sys.executable, "-m", "declip", "fit", "--config", str(ROOT / "configs/synthetic.yaml"),
+        *LAUNCHERS[launcher], "fit", "--config", str(ROOT / "configs/synthetic.yaml"),
         "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
         "--trainer.max_steps=4", "--trainer.val_check_interval=2", "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={tmp_path}", "--model.backbone.init_args.hidden=32",

@@ -115,7 +115,7 @@ def test_ei_weight_and_detach(clipped):
     EILoss(g_min=2.0, g_max=2.0, detach_target=True)(x_net, y, physics, scaled).backward()
     assert x_net.grad is None and w.grad.abs() > 0  # gradient through the second pass only
     x_net = x.clone().requires_grad_()
-    EILoss(g_min=2.0, g_max=2.0)(x_net, y, physics, scaled).backward()
+    EILoss(g_min=2.0, g_max=2.0, detach_target=False)(x_net, y, physics, scaled).backward()
     assert x_net.grad.abs().sum() > 0
     base = EILoss(g_min=2.0, g_max=2.0)(x, y, physics, identity)
     assert EILoss(weight=0.25, g_min=2.0, g_max=2.0)(x, y, physics, identity) == pytest.approx(0.25 * base.item())

@@ -1,6 +1,18 @@
 """Data sets and DataModules that clip clean audio on the fly."""
 
+from declip.data.audio import AudioDataModule
+from declip.data.audio_files import AudioSource, find_audio, probe
 from declip.data.clipping import ClipLevels
+from declip.data.segments import ClippedSegments
 from declip.data.synthetic import SyntheticClipping, SyntheticDataModule
 
-__all__ = ["ClipLevels", "SyntheticClipping", "SyntheticDataModule"]
+__all__ = [
+    "AudioDataModule",
+    "AudioSource",
+    "ClipLevels",
+    "ClippedSegments",
+    "SyntheticClipping",
+    "SyntheticDataModule",
+    "find_audio",
+    "probe",
+]

@@ -1,0 +1,137 @@
+import json
+import logging
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from declip.data import AudioDataModule, find_audio, probe
+from declip.data.segments import read_segment
+from declip.data.splits import split_tracks
+from declip.errors import ConfigError
+
+
+def _music(seconds: float, rate: int, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = sum(rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * rng.uniform(80, 2000) * t) for _ in range(3))
+    return np.stack([tone * rng.uniform(0.5, 1.0) for _ in range(channels)], 1).astype(np.float32)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Mixed formats, rates and channel counts, a zip archive, and bad files."""
+    root = tmp_path / "corpus"
+    (root / "a").mkdir(parents=True)
+    for i in range(6):
+        sf.write(root / "a" / f"track{i}.wav", _music(2.0, 16000, 1, i), 16000)
+    sf.write(root / "stereo.flac", _music(1.5, 22050, 2, 10), 22050)
+    sf.write(root / "vorbis.ogg", _music(1.5, 16000, 1, 11), 16000)
+    sf.write(root / "short.wav", _music(0.1, 16000, 1, 12), 16000)
+    sf.write(root / "silent.wav", np.zeros((16000, 1), np.float32), 16000)
+    sf.write(tmp_path / "zipped.wav", _music(2.0, 16000, 1, 13), 16000)
+    with zipfile.ZipFile(root / "music.pk3", "w") as archive:
+        archive.write(tmp_path / "zipped.wav", "sounds/zipped.wav")
+        archive.writestr("readme.txt", "not audio")
+    (root / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    (root / "empty.flac").write_bytes(b"")
+    (root / "notes.txt").write_text("ignored")
+    return root
+
+
+def test_find_audio_lists_files_and_archive_members(corpus):
+    names = [s.name for s in find_audio([corpus])]
+    assert f"{corpus}/music.pk3::sounds/zipped.wav" in names
+    assert f"{corpus}/vorbis.ogg" in names and f"{corpus}/a/track0.wav" in names
+    assert not any(n.endswith(".txt") for n in names)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        find_audio([corpus / "missing"])
+
+
+def test_probe_skips_corrupt_and_empty_files_with_one_warning_each(corpus, caplog):
+    with caplog.at_level(logging.WARNING):
+        infos = {s.name: probe(s) for s in find_audio([corpus])}
+    assert infos[f"{corpus}/corrupt.wav"] is None and infos[f"{corpus}/empty.flac"] is None
+    assert sum("corrupt.wav" in r.message for r in caplog.records) == 1
+    zipped = infos[f"{corpus}/music.pk3::sounds/zipped.wav"]
+    assert zipped.frames == 32000 and zipped.sample_rate == 16000
+
+
+def test_read_segment_reads_only_the_requested_samples_and_pads(corpus):
+    info = probe(find_audio([corpus / "a/track1.wav"])[0])
+    full, _ = sf.read(corpus / "a/track1.wav", dtype="float32", always_2d=True)
+    seg = read_segment(info, 1000, 500)
+    assert torch.equal(seg, torch.from_numpy(full[1000:1500].T))
+    tail = read_segment(info, 31900, 500)
+    assert torch.equal(tail[:, 100:], torch.zeros(1, 400))
+
+
+def test_split_is_by_track_seeded_and_disjoint():
+    names = [f"t{i}" for i in range(20)]
+    a = split_tracks(names, (0.8, 0.1, 0.1), seed=3)
+    assert a == split_tracks(list(reversed(names)), (0.8, 0.1, 0.1), seed=3)
+    assert a != split_tracks(names, (0.8, 0.1, 0.1), seed=4)
+    assert sorted(a["train"] + a["valid"] + a["test"]) == sorted(names)
+    assert len(a["valid"]) == 2 and len(a["test"]) == 2
+
+
+def _module(corpus, **kwargs):
+    options = dict(
+        paths=[str(corpus)], sample_rate=8000, segment_seconds=0.25, batch_size=4, val_items=8, test_items=8,
+        train_items=16, split=(0.6, 0.2, 0.2),
+    )  # fmt: skip
+    dm = AudioDataModule(**{**options, **kwargs})
+    dm.setup("fit")
+    return dm
+
+
+def test_datamodule_streams_clipped_segments_and_records_the_split(corpus):
+    dm = _module(corpus, channels=2)
+    manifest = json.loads((corpus / "declip-split.json").read_text())
+    train, valid = set(manifest["splits"]["train"]), set(manifest["splits"]["valid"])
+    assert not train & valid and not train & set(manifest["splits"]["test"])
+    assert not any("corrupt" in n or "empty" in n for n in train | valid)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["y"].shape == (4, 2, 2000) and batch["x"].shape == (4, 2, 2000)
+    assert torch.equal(batch["y"], torch.clamp(batch["x"], batch["low"], batch["high"]))
+    assert (batch["input_sdr"] >= 0.99).all() and (batch["input_sdr"] <= 20.01).all()
+    assert batch["x"].abs().amax() > 0
+
+
+def test_validation_segments_are_identical_across_runs_and_workers(corpus):
+    a = next(iter(_module(corpus).val_dataloader()))
+    b = next(iter(_module(corpus, num_workers=2).val_dataloader()))
+    assert torch.equal(a["y"], b["y"]) and torch.equal(a["x"], b["x"])
+    assert torch.allclose(a["input_sdr"], torch.tensor([1.0, 3.0, 5.0, 7.0]), atol=0.01)
+
+
+def test_self_supervised_training_batches_can_omit_the_clean_signal(corpus):
+    batch = next(iter(_module(corpus, clean_targets=False).train_dataloader()))
+    assert "x" not in batch and batch["y"].shape == (4, 1, 2000)
+
+
+def test_a_corpus_without_usable_audio_fails_at_setup_naming_the_path(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    with pytest.raises(ConfigError, match=str(tmp_path)):
+        _module(tmp_path)
+    with pytest.raises(ConfigError, match="nowhere"):
+        _module(tmp_path / "nowhere")
+
+
+def test_fit_on_an_audio_folder_through_the_cli(corpus, tmp_path, monkeypatch):
+    from declip.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit", "--model.backbone=declip.models.UNet", "--model.backbone.init_args.widths=[4, 8]",
+        "--model.losses=declip.losses.MCLoss", "--model.sample_rate=8000",
+        "--data=declip.data.AudioDataModule", f"--data.init_args.paths=[{corpus}]", "--data.init_args.sample_rate=8000",
+        "--data.init_args.segment_seconds=0.25", "--data.init_args.batch_size=2",
+        "--data.init_args.clean_targets=false",
+        "--data.init_args.split=[0.6, 0.2, 0.2]", f"--data.init_args.manifest={tmp_path / 'split.json'}",
+        "--trainer.fast_dev_run=2",
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert (tmp_path / "split.json").exists() and not (corpus / "declip-split.json").exists()

@@ -3,6 +3,7 @@
 from declip.data.audio import AudioDataModule
 from declip.data.audio_files import AudioSource, find_audio, probe
 from declip.data.clipping import ClipLevels
+from declip.data.corpus import Corpus, FolderCorpus, MusdbCorpus, Track
 from declip.data.segments import ClippedSegments
 from declip.data.synthetic import SyntheticClipping, SyntheticDataModule
 
@@ -11,8 +12,12 @@ __all__ = [
     "AudioSource",
     "ClipLevels",
     "ClippedSegments",
+    "Corpus",
+    "FolderCorpus",
+    "MusdbCorpus",
     "SyntheticClipping",
     "SyntheticDataModule",
+    "Track",
     "find_audio",
     "probe",
 ]

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from declip.data.audio_files import AudioInfo
 from declip.data.clipping import ClipLevels
+from declip.data.corpus import Track
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +44,17 @@ class ClippedSegments(Dataset):
     """Segments of ``length`` samples at ``sample_rate``, clipped by ``levels``.
 
     ``fixed=False`` (training): item ``i`` is a random track (weighted by duration) and offset drawn
-    from ``(seed, i)``. ``fixed=True`` (evaluation): item ``i`` reads track ``i % len(tracks)`` at an
-    offset drawn from ``(seed, i)``: the same segments in every run, worker and DDP rank.
-    Near-silent segments are redrawn; unreadable files are skipped with a warning. Items are dicts
-    like those of :class:`~declip.data.SyntheticClipping`; ``clean_targets=False`` drops ``x``.
+    from ``(seed, i)``; with ``remix``, each stem comes from its own random track and offset.
+    ``fixed=True`` (evaluation): item ``i`` reads track ``i % len(tracks)`` at an offset drawn from
+    ``(seed, i)``: the same segments in every run, worker and DDP rank. A track's mixture is its
+    ``"mixture"`` stem, or the sum of its stems. Near-silent segments are redrawn; files that fail to
+    decode are skipped with a warning. Items are dicts like those of
+    :class:`~declip.data.SyntheticClipping`; ``clean_targets=False`` drops ``x``.
     """
 
     def __init__(
         self,
-        tracks: list[AudioInfo],
+        tracks: list[Track],
         length: int,
         sample_rate: int,
         channels: int,
@@ -59,41 +62,59 @@ class ClippedSegments(Dataset):
         items: int,
         seed: int,
         fixed: bool,
+        remix: bool = False,
         gain_db_range: tuple[float, float] = (0.0, 0.0),
         silence_db: float = -50.0,
         clean_targets: bool = True,
     ) -> None:
+        if not tracks:
+            raise ValueError("ClippedSegments needs at least one track")
         self.tracks, self.length, self.sample_rate, self.channels = tracks, length, sample_rate, channels
-        self.levels, self.items, self.seed, self.fixed = levels, items, seed, fixed
+        self.levels, self.items, self.seed, self.fixed, self.remix = levels, items, seed, fixed, remix
         self.gain_db_range, self.silence_db, self.clean_targets = gain_db_range, silence_db, clean_targets
         self.weights = torch.tensor([t.seconds for t in tracks], dtype=torch.float64)
 
     def __len__(self) -> int:
         return self.items
 
-    def _read(self, info: AudioInfo, generator: torch.Generator) -> Tensor:
-        frames = math.ceil(self.length * info.sample_rate / self.sample_rate) + 16
-        start = int(torch.randint(0, max(info.frames - frames, 0) + 1, (1,), generator=generator))
-        x = read_segment(info, start, frames)
-        if info.sample_rate != self.sample_rate:
-            x = AF.resample(x, info.sample_rate, self.sample_rate)
-        x = _match_channels(x, self.channels)[:, : self.length]
+    def _read(self, stems: list[AudioInfo], generator: torch.Generator) -> Tensor:
+        """The sum of ``stems`` (one rate) from one random offset, at the model's rate and channels."""
+        rate = stems[0].sample_rate
+        frames = math.ceil(self.length * rate / self.sample_rate) + 16
+        total = min(info.frames for info in stems)
+        start = int(torch.randint(0, max(total - frames, 0) + 1, (1,), generator=generator))
+        x = sum(_match_channels(read_segment(info, start, frames), self.channels) for info in stems)
+        if rate != self.sample_rate:
+            x = AF.resample(x, rate, self.sample_rate)
+        x = x[:, : self.length]
         return torch.nn.functional.pad(x, (0, self.length - x.shape[1]))
+
+    def _pick(self, generator: torch.Generator, weights: Tensor | None = None) -> Track:
+        return self.tracks[int(torch.multinomial(self.weights if weights is None else weights, 1, generator=generator))]
+
+    def _clean(self, index: int, attempt: int, generator: torch.Generator) -> Tensor:
+        if self.fixed:
+            track = self.tracks[(index + attempt) % len(self.tracks)]
+        else:
+            track = self._pick(generator)
+        if not self.remix:
+            stems = [track.stems["mixture"]] if "mixture" in track.stems else list(track.stems.values())
+            return self._read(stems, generator)
+        out = torch.zeros(self.channels, self.length)
+        for stem in sorted(set(track.stems) - {"mixture"}):
+            having = self.weights * torch.tensor([stem in t.stems for t in self.tracks], dtype=torch.float64)
+            out = out + self._read([self._pick(generator, having).stems[stem]], generator)
+        return out
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         for attempt in range(MAX_TRIES):
-            if self.fixed:
-                track = self.tracks[(index + attempt) % len(self.tracks)]
-            else:
-                track = self.tracks[int(torch.multinomial(self.weights, 1, generator=generator))]
             try:
-                x = self._read(track, generator)
+                x = self._clean(index, attempt, generator)
             except (RuntimeError, OSError) as error:
-                log.warning("skipping %s: read failed (%s)", track.source.name, error)
+                log.warning("item %d: skipping a segment that failed to decode (%s)", index, error)
                 continue
-            rms_db = 10 * torch.log10(x.pow(2).mean() + 1e-20)
-            if rms_db > self.silence_db:
+            if 10 * torch.log10(x.pow(2).mean() + 1e-20) > self.silence_db:
                 break
         else:
             raise RuntimeError(f"no audible segment found in {MAX_TRIES} tries (item {index}); is the corpus silent?")

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from declip.data import AudioDataModule, find_audio, probe
+from declip.data import AudioDataModule, FolderCorpus, MusdbCorpus, find_audio, probe
 from declip.data.segments import read_segment
 from declip.data.splits import split_tracks
 from declip.errors import ConfigError
@@ -77,12 +77,10 @@ def test_split_is_by_track_seeded_and_disjoint():
     assert len(a["valid"]) == 2 and len(a["test"]) == 2
 
 
-def _module(corpus, **kwargs):
-    options = dict(
-        paths=[str(corpus)], sample_rate=8000, segment_seconds=0.25, batch_size=4, val_items=8, test_items=8,
-        train_items=16, split=(0.6, 0.2, 0.2),
-    )  # fmt: skip
-    dm = AudioDataModule(**{**options, **kwargs})
+def _module(corpus, manifest=None, **kwargs):
+    options = dict(sample_rate=8000, segment_seconds=0.25, batch_size=4, val_items=8, test_items=8, train_items=16)
+    folder = FolderCorpus([str(corpus)], split=(0.6, 0.2, 0.2), manifest=manifest)
+    dm = AudioDataModule(folder, **{**options, **kwargs})
     dm.setup("fit")
     return dm
 
@@ -125,13 +123,76 @@ def test_fit_on_an_audio_folder_through_the_cli(corpus, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     args = [
-        "fit", "--model.backbone=declip.models.UNet", "--model.backbone.init_args.widths=[4, 8]",
-        "--model.losses=declip.losses.MCLoss", "--model.sample_rate=8000",
-        "--data=declip.data.AudioDataModule", f"--data.init_args.paths=[{corpus}]", "--data.init_args.sample_rate=8000",
-        "--data.init_args.segment_seconds=0.25", "--data.init_args.batch_size=2",
+        "fit",
+        "--model.backbone=declip.models.UNet",
+        "--model.backbone.init_args.widths=[4, 8]",
+        "--model.losses=declip.losses.MCLoss",
+        "--model.sample_rate=8000",
+        "--data=declip.data.AudioDataModule",
+        "--data.init_args.corpus=declip.data.FolderCorpus",
+        f"--data.init_args.corpus.init_args.paths=[{corpus}]",
+        "--data.init_args.corpus.init_args.split=[0.6, 0.2, 0.2]",
+        f"--data.init_args.corpus.init_args.manifest={tmp_path / 'split.json'}",
+        "--data.init_args.sample_rate=8000",
+        "--data.init_args.segment_seconds=0.25",
+        "--data.init_args.batch_size=2",
         "--data.init_args.clean_targets=false",
-        "--data.init_args.split=[0.6, 0.2, 0.2]", f"--data.init_args.manifest={tmp_path / 'split.json'}",
         "--trainer.fast_dev_run=2",
-    ]  # fmt: skip
+    ]
     assert main(args) == 0
     assert (tmp_path / "split.json").exists() and not (corpus / "declip-split.json").exists()
+
+
+@pytest.fixture
+def musdb(tmp_path):
+    """A MUSDB-like tree: 4 train and 1 test track of 2 s with two stems and their mixture."""
+    root = tmp_path / "musdb"
+    for split, count in (("train", 4), ("test", 1)):
+        for i in range(count):
+            track = root / split / f"{split}{i}"
+            track.mkdir(parents=True)
+            drums, bass = _music(2.0, 16000, 2, 100 + i), _music(2.0, 16000, 2, 200 + i)
+            sf.write(track / "drums.flac", drums, 16000)
+            sf.write(track / "bass.wav", bass, 16000)
+            sf.write(track / "mixture.wav", drums + bass, 16000)
+    return root
+
+
+def test_musdb_tree_splits_valid_from_train_by_track(musdb):
+    tracks = MusdbCorpus(str(musdb), valid_fraction=0.25).load()
+    assert [len(tracks[s]) for s in ("train", "valid", "test")] == [3, 1, 1]
+    assert set(tracks["train"][0].stems) == {"drums", "bass", "mixture"}
+    assert tracks["valid"][0].name not in {t.name for t in tracks["train"]}
+    assert (musdb / "declip-split.json").exists()
+    with pytest.raises(ConfigError, match="not a MUSDB-like tree"):
+        MusdbCorpus(str(musdb / "train")).load()
+
+
+@pytest.mark.parametrize("source", ["mixture", "remix"])
+def test_musdb_training_on_mixtures_or_remixed_stems(musdb, source):
+    dm = AudioDataModule(
+        MusdbCorpus(str(musdb), source=source, valid_fraction=0.25), sample_rate=16000, channels=2,
+        segment_seconds=0.5, batch_size=8, train_items=8, gain_db_range=(0.0, 0.0),
+    )  # fmt: skip
+    dm.setup("fit")
+    x = next(iter(dm.train_dataloader()))["x"]
+    mixtures = [sf.read(musdb / t.name / "mixture.wav", dtype="float32")[0].T for t in dm.tracks["train"]]
+
+    def found_in_a_mixture(segment):
+        return any(
+            np.allclose(m[:, s : s + 8000], segment, atol=1e-6) for m in mixtures for s in range(0, 32000 - 8000 + 1)
+        )
+
+    hits = [found_in_a_mixture(seg.numpy()) for seg in x[:2]]
+    assert all(hits) if source == "mixture" else not any(hits)
+
+
+def test_each_ddp_rank_gets_distinct_training_items(corpus):
+    from torch.utils.data import DistributedSampler
+
+    dataset = _module(corpus).train_dataloader().dataset
+    ranks = [list(DistributedSampler(dataset, num_replicas=2, rank=r, shuffle=True, seed=0)) for r in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1]) and len(ranks[0]) + len(ranks[1]) == len(dataset)
+    items = [dataset[i]["x"] for i in ranks[0][:2] + ranks[1][:2]]
+    assert all(not torch.equal(a, b) for i, a in enumerate(items) for b in items[i + 1 :])
+    assert torch.equal(dataset[ranks[1][0]]["x"], items[2])  # an item is a function of its index alone

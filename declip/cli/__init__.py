@@ -14,6 +14,7 @@ commands:
   validate   score a checkpoint on the validation set
   test       score a checkpoint on the test set
   predict    run a checkpoint on the predict set
+  data       build training corpora: declip data build music|stems --out DIR
 
 Each command takes --help."""
 
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.train import run_lightning
 
             run_lightning(args)
+        elif command == "data":
+            from declip.cli.data import run_data
+
+            return run_data(args[1:])
         else:
             print(f"declip: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
             return 2

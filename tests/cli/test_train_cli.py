@@ -81,3 +81,17 @@ def test_bad_config_fails_with_one_clear_line(override, message, tmp_path):
     errors = [line for line in lines if line.startswith("declip: error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("music*.yaml")), ids=lambda p: p.stem)
+def test_music_configs_run_on_a_musdb_tree(config, musdb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tiny = [
+        "--model.backbone.init_args.widths=[4, 8]",
+        f"--data.init_args.corpus.init_args.root={musdb}",
+        "--data.init_args.corpus.init_args.valid_fraction=0.25",
+        "--data.init_args.batch_size=2",
+        "--data.init_args.num_workers=0",
+        "--trainer.fast_dev_run=2",
+    ]
+    assert main(["fit", "--config", str(config), *tiny]) == 0

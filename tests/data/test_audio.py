@@ -7,17 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.conftest import music as _music
 from declip.data import AudioDataModule, FolderCorpus, MusdbCorpus, find_audio, probe
 from declip.data.segments import read_segment
 from declip.data.splits import split_tracks
 from declip.errors import ConfigError
-
-
-def _music(seconds: float, rate: int, channels: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    tone = sum(rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * rng.uniform(80, 2000) * t) for _ in range(3))
-    return np.stack([tone * rng.uniform(0.5, 1.0) for _ in range(channels)], 1).astype(np.float32)
 
 
 @pytest.fixture
@@ -141,21 +135,6 @@ def test_fit_on_an_audio_folder_through_the_cli(corpus, tmp_path, monkeypatch):
     ]
     assert main(args) == 0
     assert (tmp_path / "split.json").exists() and not (corpus / "declip-split.json").exists()
-
-
-@pytest.fixture
-def musdb(tmp_path):
-    """A MUSDB-like tree: 4 train and 1 test track of 2 s with two stems and their mixture."""
-    root = tmp_path / "musdb"
-    for split, count in (("train", 4), ("test", 1)):
-        for i in range(count):
-            track = root / split / f"{split}{i}"
-            track.mkdir(parents=True)
-            drums, bass = _music(2.0, 16000, 2, 100 + i), _music(2.0, 16000, 2, 200 + i)
-            sf.write(track / "drums.flac", drums, 16000)
-            sf.write(track / "bass.wav", bass, 16000)
-            sf.write(track / "mixture.wav", drums + bass, 16000)
-    return root
 
 
 def test_musdb_tree_splits_valid_from_train_by_track(musdb):

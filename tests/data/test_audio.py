@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from tests.conftest import music as _music
-from declip.data import AudioDataModule, FolderCorpus, MusdbCorpus, find_audio, probe
+from declip.data import AudioDataModule, ClipLevels, ClippedSegments, FolderCorpus, MusdbCorpus, find_audio, probe
 from declip.data.segments import read_segment
 from declip.data.splits import split_tracks
 from declip.errors import ConfigError
@@ -175,3 +175,22 @@ def test_each_ddp_rank_gets_distinct_training_items(corpus):
     items = [dataset[i]["x"] for i in ranks[0][:2] + ranks[1][:2]]
     assert all(not torch.equal(a, b) for i, a in enumerate(items) for b in items[i + 1 :])
     assert torch.equal(dataset[ranks[1][0]]["x"], items[2])  # an item is a function of its index alone
+
+
+def test_a_track_shorter_than_a_segment_is_zero_padded(tmp_path):
+    sf.write(tmp_path / "short.wav", _music(0.1, 8000, 1, 0), 8000)
+    (track,) = FolderCorpus([str(tmp_path)], split=(0.0, 1.0, 0.0)).load()["valid"]
+    for fixed in (True, False):
+        segments = ClippedSegments([track], 4000, 8000, 1, ClipLevels(fixed_sdrs=[5.0]), 2, seed=0, fixed=fixed)
+        x = segments[1]["x"]
+        assert x.shape == (1, 4000)
+        assert x[:, :800].abs().amax() > 0 and torch.equal(x[:, 820:], torch.zeros(1, 3180))
+
+
+def test_source_files_are_only_read(corpus):
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.rglob("*") if p.is_file()}
+    dm = _module(corpus, manifest=str(corpus.parent / "split.json"))
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        next(iter(loader))
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.rglob("*") if p.is_file()}
+    assert after == before

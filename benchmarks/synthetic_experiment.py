@@ -48,7 +48,8 @@ def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: 
     run_dir = runs / name.replace("+", "")
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = derived_config(config, ei_args, run_dir)
-    last = run_dir / "lightning_logs/version_0/checkpoints/last.ckpt"
+    found = sorted(run_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    last = found[-1] if found else run_dir / "lightning_logs/version_0/checkpoints/last.ckpt"
     if last.exists() and torch.load(last, map_location="cpu", weights_only=False)["global_step"] >= steps:
         return last
     command = [
@@ -59,7 +60,7 @@ def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: 
         command += ["--ckpt_path", str(last)]
     with open(run_dir / "fit.log", "a") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
-    return last
+    return max(run_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
 
 
 def score(checkpoint: Path, config: str) -> dict[str, float]:

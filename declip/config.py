@@ -36,7 +36,10 @@ def capture_init(init: Callable) -> Callable:
 def config_of(obj: Any) -> dict[str, Any]:
     """``{"class_path": "pkg.mod.Class", "init_args": {...}}`` of an object built by a captured init."""
     if "_init_args" not in getattr(obj, "__dict__", {}):
-        raise TypeError(f"{type(obj).__name__} does not record its arguments; decorate its __init__ with capture_init")
+        raise ConfigError(
+            f"{type(obj).__name__} does not record its constructor arguments, so checkpoints could not rebuild it: "
+            "decorate its __init__ with declip.config.capture_init"
+        )
     cls = type(obj)
     args = {k: _plain(v) for k, v in obj._init_args.items()}
     return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": args}

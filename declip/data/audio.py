@@ -50,8 +50,10 @@ class AudioDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if sample_rate <= 0 or channels <= 0 or segment_seconds <= 0:
-            raise ConfigError("sample_rate, channels and segment_seconds must be positive")
+        if sample_rate <= 0 or segment_seconds <= 0:
+            raise ConfigError("sample_rate and segment_seconds must be positive")
+        if channels not in (1, 2):
+            raise ConfigError(f"channels must be 1 (mono) or 2 (stereo); got {channels}")
         self.corpus = instantiate(corpus)
         self.save_hyperparameters(ignore=["corpus"])
         self.hparams["corpus"] = config_of(self.corpus)
@@ -67,28 +69,31 @@ class AudioDataModule(L.LightningDataModule):
             if not self.tracks[name]:
                 raise ConfigError(f"the corpus has no usable {name} track; add audio or change the split")
 
-    def _dataset(self, split: str, items: int, fixed: bool, seed: int) -> ClippedSegments:
+    def _dataset(self, split: str, items: int, fixed: bool) -> ClippedSegments:
         hp = self.hparams
+        if not self.tracks[split]:
+            raise ConfigError(f"the corpus has no {split} track: give it a {split} split to {split} on")
         return ClippedSegments(
-            self.tracks[split] or self.tracks["valid"], round(hp.segment_seconds * hp.sample_rate),
-            hp.sample_rate, hp.channels, self.eval_levels if fixed else self.train_levels, items, seed, fixed,
-            remix=self.corpus.remix and not fixed,
+            self.tracks[split], round(hp.segment_seconds * hp.sample_rate), hp.sample_rate, hp.channels,
+            self.eval_levels if fixed else self.train_levels, items, hp.seed, fixed, stream=split,
+            remix=self.corpus.remix and not fixed, remix_stems=self.corpus.stems,
             gain_db_range=(0.0, 0.0) if fixed else tuple(hp.gain_db_range),
             clean_targets=True if fixed else hp.clean_targets,
         )  # fmt: skip
 
-    def _loader(self, dataset: ClippedSegments, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: ClippedSegments, shuffle: bool, persistent: bool = True) -> DataLoader:
         hp = self.hparams
         return DataLoader(
             dataset, batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
-            persistent_workers=hp.num_workers > 0,
+            persistent_workers=persistent and hp.num_workers > 0,
         )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("train", self.hparams.train_items, False, self.hparams.seed), True)
+        # workers restart every epoch, so each epoch draws fresh segments (see item_generator)
+        return self._loader(self._dataset("train", self.hparams.train_items, False), True, persistent=False)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("valid", self.hparams.val_items, True, self.hparams.seed + 1), False)
+        return self._loader(self._dataset("valid", self.hparams.val_items, True), False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test", self.hparams.test_items, True, self.hparams.seed + 2), False)
+        return self._loader(self._dataset("test", self.hparams.test_items, True), False)

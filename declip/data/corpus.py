@@ -34,6 +34,7 @@ class Corpus:
     """
 
     remix: bool = False
+    stems: list[str] | None = None
 
     def load(self) -> dict[str, list[Track]]:
         raise NotImplementedError
@@ -62,7 +63,7 @@ class FolderCorpus(Corpus):
         manifest: str | None = None,
         seed: int = 0,
     ) -> None:
-        self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.paths = [str(Path(p).resolve()) for p in ([paths] if isinstance(paths, str) else paths)]
         if not self.paths:
             raise ConfigError("FolderCorpus needs at least one path to audio files or folders")
         split_tracks([], split, seed)  # validates the fractions now rather than at setup
@@ -120,7 +121,7 @@ class MusdbCorpus(Corpus):
     def _folder_tracks(self, folder: Path) -> list[Track]:
         tracks = []
         for track_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            infos = self._probe_all(find_audio([track_dir]), str(track_dir)) if any(track_dir.iterdir()) else []
+            infos = [info for info in map(probe, find_audio([track_dir])) if info is not None]
             stems = {Path(info.source.path).stem: info for info in infos}
             if not stems:
                 log.warning("skipping %s: no audio in the track folder", track_dir)

@@ -13,10 +13,12 @@ from torch.utils.data import Dataset
 from declip.data.audio_files import AudioInfo
 from declip.data.clipping import ClipLevels
 from declip.data.corpus import Track
+from declip.data.seeding import item_generator
 
 log = logging.getLogger(__name__)
 
 MAX_TRIES = 20
+MARGIN = 64  # samples read beyond each edge of a segment that gets resampled
 
 
 def read_segment(info: AudioInfo, start: int, frames: int) -> Tensor:
@@ -43,10 +45,11 @@ def _match_channels(x: Tensor, channels: int) -> Tensor:
 class ClippedSegments(Dataset):
     """Segments of ``length`` samples at ``sample_rate``, clipped by ``levels``.
 
-    ``fixed=False`` (training): item ``i`` is a random track (weighted by duration) and offset drawn
-    from ``(seed, i)``; with ``remix``, each stem comes from its own random track and offset.
-    ``fixed=True`` (evaluation): item ``i`` reads track ``i % len(tracks)`` at an offset drawn from
-    ``(seed, i)``: the same segments in every run, worker and DDP rank. A track's mixture is its
+    ``fixed=False`` (training): item ``i`` is a random track (weighted by duration) and offset, drawn
+    afresh each epoch (see :func:`item_generator`); with ``remix``, each stem comes from its own random track and offset.
+    ``fixed=True`` (evaluation): items come in blocks of one segment clipped at each of the fixed
+    levels; block ``b`` reads track ``b % len(tracks)`` at an offset drawn from ``(seed, b)``: the
+    same segments in every run, worker and DDP rank. A track's mixture is its
     ``"mixture"`` stem, or the sum of its stems. Near-silent segments are redrawn; files that fail to
     decode are skipped with a warning. Items are dicts like those of
     :class:`~declip.data.SyntheticClipping`; ``clean_targets=False`` drops ``x``.
@@ -62,7 +65,9 @@ class ClippedSegments(Dataset):
         items: int,
         seed: int,
         fixed: bool,
+        stream: str = "train",
         remix: bool = False,
+        remix_stems: list[str] | None = None,
         gain_db_range: tuple[float, float] = (0.0, 0.0),
         silence_db: float = -50.0,
         clean_targets: bool = True,
@@ -70,7 +75,9 @@ class ClippedSegments(Dataset):
         if not tracks:
             raise ValueError("ClippedSegments needs at least one track")
         self.tracks, self.length, self.sample_rate, self.channels = tracks, length, sample_rate, channels
-        self.levels, self.items, self.seed, self.fixed, self.remix = levels, items, seed, fixed, remix
+        self.levels, self.items, self.seed, self.fixed, self.stream = levels, items, seed, fixed, stream
+        self.remix, self.remix_stems = remix, remix_stems
+        self.draws = 0
         self.gain_db_range, self.silence_db, self.clean_targets = gain_db_range, silence_db, clean_targets
         self.weights = torch.tensor([t.seconds for t in tracks], dtype=torch.float64)
 
@@ -78,14 +85,22 @@ class ClippedSegments(Dataset):
         return self.items
 
     def _read(self, stems: list[AudioInfo], generator: torch.Generator) -> Tensor:
-        """The sum of ``stems`` (one rate) from one random offset, at the model's rate and channels."""
+        """The sum of ``stems`` (one rate) from one random offset, at the model's rate and channels.
+
+        When resampling, ``MARGIN`` extra samples are read on each side and cut afterwards, so the
+        resampling filter has real context at both edges of the segment."""
         rate = stems[0].sample_rate
-        frames = math.ceil(self.length * rate / self.sample_rate) + 16
+        frames = math.ceil(self.length * rate / self.sample_rate)
         total = min(info.frames for info in stems)
         start = int(torch.randint(0, max(total - frames, 0) + 1, (1,), generator=generator))
-        x = sum(_match_channels(read_segment(info, start, frames), self.channels) for info in stems)
+        before = min(start, MARGIN) if rate != self.sample_rate else 0
+        after = MARGIN if rate != self.sample_rate else 0
+        x = sum(
+            _match_channels(read_segment(info, start - before, before + frames + after), self.channels)
+            for info in stems
+        )
         if rate != self.sample_rate:
-            x = AF.resample(x, rate, self.sample_rate)
+            x = AF.resample(x, rate, self.sample_rate)[:, round(before * self.sample_rate / rate) :]
         x = x[:, : self.length]
         return torch.nn.functional.pad(x, (0, self.length - x.shape[1]))
 
@@ -94,20 +109,24 @@ class ClippedSegments(Dataset):
 
     def _clean(self, index: int, attempt: int, generator: torch.Generator) -> Tensor:
         if self.fixed:
-            track = self.tracks[(index + attempt) % len(self.tracks)]
+            levels = len(self.levels.fixed_sdrs or [None])
+            track = self.tracks[(index // levels + attempt) % len(self.tracks)]
         else:
             track = self._pick(generator)
         if not self.remix:
             stems = [track.stems["mixture"]] if "mixture" in track.stems else list(track.stems.values())
             return self._read(stems, generator)
         out = torch.zeros(self.channels, self.length)
-        for stem in sorted(set(track.stems) - {"mixture"}):
+        for stem in self.remix_stems or sorted(set(track.stems) - {"mixture"}):
             having = self.weights * torch.tensor([stem in t.stems for t in self.tracks], dtype=torch.float64)
             out = out + self._read([self._pick(generator, having).stems[stem]], generator)
         return out
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        self.draws += 1
+        # evaluation: consecutive items share one segment, clipped at each level in turn
+        key = index // len(self.levels.fixed_sdrs or [None]) if self.fixed else index
+        generator = item_generator(self.seed, self.stream, key, fresh=not self.fixed, draw=self.draws)
         for attempt in range(MAX_TRIES):
             try:
                 x = self._clean(index, attempt, generator)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
 from declip.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 
@@ -35,18 +39,21 @@ def load_or_write_manifest(
     manifest to split again)."""
     if path.exists():
         try:
-            splits = json.loads(path.read_text())["splits"]
+            recorded = json.loads(path.read_text())
+            splits = recorded["splits"]
         except (ValueError, KeyError) as error:
             raise ConfigError(f"{path}: not a declip split manifest ({error}); delete it to split again") from error
+        if recorded.get("seed") != seed or recorded.get("fractions") != list(fractions):
+            log.warning("%s records another seed or split; keeping its split (delete it to split again)", path)
         return {name: list(splits.get(name, [])) for name in SPLITS}
     splits = split_tracks(names, fractions, seed)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # DDP ranks may write at once
         tmp.write_text(json.dumps({"seed": seed, "fractions": list(fractions), "splits": splits}, indent=1))
         tmp.replace(path)
     except OSError as error:
         raise ConfigError(
-            f"cannot write the split manifest {path} ({error.strerror}); set data.init_args.manifest to a writable file"
+            f"cannot write the split manifest {path} ({error.strerror}); give the corpus a writable manifest path"
         ) from error
     return splits

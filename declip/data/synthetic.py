@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from declip.data.clipping import ClipLevels
+from declip.errors import ConfigError
 from declip.metrics import DEFAULT_LEVELS
 
 
@@ -93,6 +94,8 @@ class SyntheticDataModule(L.LightningDataModule):
         max_components: int = 5,
     ) -> None:
         super().__init__()
+        if train_size >= 1_000_003:
+            raise ConfigError("train_size must be below 1000003 (larger sets would share items with the test set)")
         self.save_hyperparameters()
         self.train_levels = ClipLevels(input_sdr_range=input_sdr_range, threshold_range=threshold_range)
         self.eval_levels = ClipLevels(fixed_sdrs=levels)

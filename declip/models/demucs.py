@@ -83,6 +83,8 @@ class Demucs(nn.Module):
                 decode.append(nn.ReLU())
             self.decoder.insert(0, nn.Sequential(*decode))
             c_in, c = c, growth * c
+        if bottleneck == "attention" and c_in % heads:
+            raise ConfigError(f"Demucs attention: heads ({heads}) must divide the bottleneck width ({c_in})")
         if bottleneck == "lstm":
             self.bottleneck: nn.Module = _BLSTM(c_in, bottleneck_layers)
         elif bottleneck == "attention":

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from declip.config import capture_init
+from declip.errors import ConfigError
 
 
 def _block(c_in: int, c_out: int, kernel_size: int, bias: bool) -> nn.Sequential:
@@ -40,6 +41,8 @@ class UNet(nn.Module):
     ) -> None:
         super().__init__()
         widths = list(widths)
+        if kernel_size % 2 == 0 or not widths:
+            raise ConfigError(f"UNet needs an odd kernel_size and at least one width; got {kernel_size}, {widths}")
         self.channels, self.levels = channels, len(widths)
         self.inp = _block(2 * channels, widths[0], kernel_size, bias)
         self.down = nn.ModuleList()

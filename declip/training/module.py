@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,10 +11,21 @@ import torch
 from torch import Tensor, nn
 
 from declip.config import config_of, instantiate
+from declip.errors import ConfigError
 from declip.losses import Loss
 from declip.metrics import DEFAULT_LEVELS, DeclippingMetrics
 from declip.models import Declipper
 from declip.physics import Clipping
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Loss names for logging, numbered where a name repeats (``supervised``, ``supervised_2``)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for name in names:
+        seen[name] += 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
 
 
 def regime_of(losses: Sequence[Loss]) -> str:
@@ -55,6 +67,7 @@ class DeclipModule(L.LightningModule):
         self.hparams["losses"] = [config_of(loss) for loss in losses]
         self.model = Declipper(backbone, consistent=consistent_output)
         self.losses = nn.ModuleList(losses)
+        self.loss_names = _unique([loss.name for loss in losses])
         self.val_metrics = DeclippingMetrics(levels)
         self.test_metrics = DeclippingMetrics(levels)
 
@@ -69,15 +82,20 @@ class DeclipModule(L.LightningModule):
     def forward(self, y: Tensor, physics: Clipping) -> Tensor:
         return self.model(y, physics)
 
-    @staticmethod
-    def physics_of(batch: dict[str, Tensor]) -> Clipping:
+    def physics_of(self, batch: dict[str, Tensor]) -> Clipping:
+        """The clipping operator of a batch; checks the batch matches the model's channels."""
+        if batch["y"].shape[1] != self.channels:
+            raise ConfigError(
+                f"the data gives {batch['y'].shape[1]} channel(s) but the backbone takes {self.channels}: "
+                "make model.backbone.init_args.channels and the data's channels agree"
+            )
         return Clipping(batch["high"], batch["low"])
 
     def _loss_terms(self, batch: dict[str, Tensor], x_net: Tensor, physics: Clipping) -> dict[str, Tensor]:
         terms = {}
-        for loss in self.losses:
+        for name, loss in zip(self.loss_names, self.losses):
             clean = batch.get("x") if loss.requires_clean else None
-            terms[loss.name] = loss(x_net, batch["y"], physics, self.model, clean)
+            terms[name] = loss(x_net, batch["y"], physics, self.model, clean)
         terms["loss"] = sum(terms.values())
         return terms
 
@@ -88,12 +106,17 @@ class DeclipModule(L.LightningModule):
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch["y"].shape[0])
         return terms["loss"]
 
-    def _evaluate(self, batch: dict[str, Tensor], stage: str, metrics: DeclippingMetrics) -> None:
+    def _evaluate(self, batch: dict[str, Tensor], batch_idx: int, stage: str, metrics: DeclippingMetrics) -> None:
         physics = self.physics_of(batch)
         y = batch["y"]
         x_net = self.model(y, physics)
         if "x" in batch or not any(loss.requires_clean for loss in self.losses):
-            for name, value in self._loss_terms(batch, x_net, physics).items():
+            # random parts of a loss (EI's gains) repeat from one evaluation to the next,
+            # and leave the training random stream untouched
+            with torch.random.fork_rng(devices=[y.device] if y.is_cuda else []):
+                torch.manual_seed(batch_idx)
+                terms = self._loss_terms(batch, x_net, physics)
+            for name, value in terms.items():
                 self.log(f"{stage}/{name}", value, sync_dist=True, batch_size=y.shape[0])
         if "x" in batch:
             metrics.update(physics.project(x_net, y), batch["x"], y, physics.masks(y).clipped, batch["input_sdr"])
@@ -107,13 +130,13 @@ class DeclipModule(L.LightningModule):
         metrics.reset()
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch, batch_idx, "val", self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch, batch_idx, "test", self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)

@@ -93,10 +93,21 @@ def test_datamodule_streams_clipped_segments_and_records_the_split(corpus):
 
 
 def test_validation_segments_are_identical_across_runs_and_workers(corpus):
-    a = next(iter(_module(corpus).val_dataloader()))
-    b = next(iter(_module(corpus, num_workers=2).val_dataloader()))
-    assert torch.equal(a["y"], b["y"]) and torch.equal(a["x"], b["x"])
-    assert torch.allclose(a["input_sdr"], torch.tensor([1.0, 3.0, 5.0, 7.0]), atol=0.01)
+    def everything(dm):
+        batches = list(dm.val_dataloader())
+        return {k: torch.cat([b[k] for b in batches]) for k in ("x", "y", "input_sdr")}
+
+    a, b = everything(_module(corpus)), everything(_module(corpus, num_workers=2))
+    assert all(torch.equal(a[k], b[k]) for k in a) and len(a["x"]) == 8
+    assert torch.allclose(a["input_sdr"][:4], torch.tensor([1.0, 3.0, 5.0, 7.0]), atol=0.01)
+
+
+def test_every_validation_track_is_scored_at_every_level(corpus):
+    dm = _module(corpus, val_items=14, levels=(1.0, 10.0))
+    dataset = dm.val_dataloader().dataset
+    pairs = [(dataset[i]["x"], round(float(dataset[i]["input_sdr"]))) for i in range(4)]
+    assert [level for _, level in pairs] == [1, 10, 1, 10]
+    assert torch.equal(pairs[0][0], pairs[1][0]) and not torch.equal(pairs[0][0], pairs[2][0])
 
 
 def test_self_supervised_training_batches_can_omit_the_clean_signal(corpus):
@@ -174,7 +185,18 @@ def test_each_ddp_rank_gets_distinct_training_items(corpus):
     assert not set(ranks[0]) & set(ranks[1]) and len(ranks[0]) + len(ranks[1]) == len(dataset)
     items = [dataset[i]["x"] for i in ranks[0][:2] + ranks[1][:2]]
     assert all(not torch.equal(a, b) for i, a in enumerate(items) for b in items[i + 1 :])
-    assert torch.equal(dataset[ranks[1][0]]["x"], items[2])  # an item is a function of its index alone
+
+
+def test_training_segments_are_fresh_each_epoch_and_reproducible_per_seed(corpus):
+    def two_epochs():
+        torch.manual_seed(0)  # what seed_everything does for a run
+        loader = _module(corpus, num_workers=2, train_items=8).train_dataloader()
+        return [torch.cat([b["x"] for b in loader]) for _ in range(2)]
+
+    first, second = two_epochs()
+    assert not torch.equal(first, second)
+    again = two_epochs()
+    assert torch.equal(first, again[0]) and torch.equal(second, again[1])
 
 
 def test_a_track_shorter_than_a_segment_is_zero_padded(tmp_path):
@@ -194,3 +216,25 @@ def test_source_files_are_only_read(corpus):
         next(iter(loader))
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in corpus.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_a_musdb_folder_without_audio_is_skipped_with_a_warning(musdb, caplog):
+    (musdb / "train" / "artwork").mkdir()
+    (musdb / "train" / "artwork" / "cover.jpg").write_bytes(b"\xff\xd8")
+    with caplog.at_level(logging.WARNING):
+        tracks = MusdbCorpus(str(musdb), valid_fraction=0.25).load()
+    assert len(tracks["train"]) + len(tracks["valid"]) == 4
+    assert any("artwork" in r.message for r in caplog.records)
+
+
+def test_testing_without_test_tracks_is_refused(musdb):
+    dm = AudioDataModule(MusdbCorpus(str(musdb), valid_fraction=0.25), sample_rate=16000)
+    dm.setup("test")
+    dm.tracks["test"] = []
+    with pytest.raises(ConfigError, match="no test track"):
+        dm.test_dataloader()
+
+
+def test_channel_counts_other_than_mono_or_stereo_are_refused(musdb):
+    with pytest.raises(ConfigError, match="channels"):
+        AudioDataModule(MusdbCorpus(str(musdb)), channels=6)

@@ -1,7 +1,9 @@
 import lightning as L
+import pytest
 import torch
 
 from declip.data import SyntheticDataModule
+from declip.errors import ConfigError
 from declip.losses import EILoss, Loss, MCLoss, SupervisedLoss
 from declip.models import UNet
 from declip.training import DeclipModule
@@ -69,5 +71,22 @@ def test_checkpoint_round_trip_needs_no_arguments(tmp_path):
     module.eval()
     loaded.eval()
     with torch.no_grad():
-        physics = DeclipModule.physics_of(batch)
+        physics = module.physics_of(batch)
         assert torch.equal(loaded(batch["y"], physics), module(batch["y"], physics))
+
+
+def test_losses_with_the_same_name_are_all_counted(tmp_path):
+    module = DeclipModule(UNet(widths=(4, 8)), [SupervisedLoss("mse"), SupervisedLoss("l1")])
+    assert module.loss_names == ["supervised", "supervised_2"]
+    batch = next(iter(_data().train_dataloader()))
+    physics = module.physics_of(batch)
+    x_net = module(batch["y"], physics)
+    terms = module._loss_terms(batch, x_net, physics)
+    assert terms["loss"] == terms["supervised"] + terms["supervised_2"] and terms["supervised_2"] > 0
+
+
+def test_a_channel_mismatch_between_data_and_backbone_is_a_config_error():
+    module = DeclipModule(UNet(channels=2, widths=(4, 8)), MCLoss())
+    batch = next(iter(_data().train_dataloader()))  # mono
+    with pytest.raises(ConfigError, match="channels"):
+        module.physics_of(batch)

@@ -33,18 +33,36 @@ class UNet(nn.Module):
         widths: feature channels per level, top to bottom (its length is the depth).
         kernel_size: odd convolution kernel size.
         bias: use biases (``False`` gives a network that is positively homogeneous in its input).
+        stem_stride: > 1 puts a strided convolution (kernel ``2*stem_stride``) before the first level
+            and a transposed one after the last, so every level runs at ``1/stem_stride`` of the
+            audio rate: about ``stem_stride`` times less compute.
     """
 
     @capture_init
     def __init__(
-        self, channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128), kernel_size: int = 5, bias: bool = True
+        self,
+        channels: int = 1,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        kernel_size: int = 5,
+        bias: bool = True,
+        stem_stride: int = 1,
     ) -> None:
         super().__init__()
         widths = list(widths)
         if kernel_size % 2 == 0 or not widths:
             raise ConfigError(f"UNet needs an odd kernel_size and at least one width; got {kernel_size}, {widths}")
-        self.channels, self.levels = channels, len(widths)
-        self.inp = _block(2 * channels, widths[0], kernel_size, bias)
+        if stem_stride < 1:
+            raise ConfigError(f"UNet stem_stride must be >= 1; got {stem_stride}")
+        self.channels, self.levels, self.stem_stride = channels, len(widths), stem_stride
+        if stem_stride > 1:
+            k, pad = 2 * stem_stride, stem_stride // 2
+            self.stem = nn.Conv1d(2 * channels, widths[0], k, stride=stem_stride, padding=pad, bias=bias)
+            self.inp = _block(widths[0], widths[0], kernel_size, bias)
+            self.out = nn.ConvTranspose1d(widths[0], channels, k, stride=stem_stride, padding=pad, bias=bias)
+        else:
+            self.stem = nn.Identity()
+            self.inp = _block(2 * channels, widths[0], kernel_size, bias)
+            self.out = nn.Conv1d(widths[0], channels, 1, bias=bias)
         self.down = nn.ModuleList()
         self.encoders = nn.ModuleList()
         self.up = nn.ModuleList()
@@ -54,13 +72,12 @@ class UNet(nn.Module):
             self.encoders.append(_block(w, w_next, kernel_size, bias))
             self.up.append(nn.ConvTranspose1d(w_next, w, 4, stride=2, padding=1, bias=bias))
             self.decoders.append(_block(2 * w, w, kernel_size, bias))
-        self.out = nn.Conv1d(widths[0], channels, 1, bias=bias)
 
     def forward(self, inp: Tensor) -> Tensor:
         length = inp.shape[-1]
-        multiple = 2 ** (self.levels - 1)
+        multiple = 2 ** (self.levels - 1) * self.stem_stride
         x = F.pad(inp, (0, -length % multiple))
-        x = self.inp(x)
+        x = self.inp(self.stem(x))
         skips = []
         for down, enc in zip(self.down, self.encoders):
             skips.append(x)

@@ -8,6 +8,7 @@ from declip.physics import Clipping, threshold_for_sdr
 BACKBONES = {
     "mlp": lambda c: MLP(channels=c, frame=64, hidden=32, layers=2),
     "unet": lambda c: UNet(channels=c, widths=(4, 8, 16)),
+    "unet-strided-stem": lambda c: UNet(channels=c, widths=(4, 8), stem_stride=4),
     "demucs-lstm": lambda c: Demucs(channels=c, hidden=4, depth=3, bottleneck="lstm", bottleneck_layers=1),
     "demucs-attention": lambda c: Demucs(channels=c, hidden=4, depth=2, bottleneck="attention", heads=2),
 }

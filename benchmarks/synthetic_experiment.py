@@ -26,8 +26,10 @@ REGIMES = {
     "supervised": ("configs/synthetic-supervised.yaml", {}),
     "mc": ("configs/synthetic-mc.yaml", {}),
     "mc+ei": ("configs/synthetic.yaml", {}),
-    # the ablation: EI with the gradient through its target g*x_hat as well
-    "mc+ei-no-detach": ("configs/synthetic.yaml", {"detach_target": False}),
+    # ablations of EI: its weight λ, and the gradient through its target g*x_hat
+    "mc+ei-lam1": ("configs/synthetic.yaml", {"weight": 1.0}),
+    "mc+ei-lam0.1": ("configs/synthetic.yaml", {"weight": 0.1}),
+    "mc+ei-lam1-no-detach": ("configs/synthetic.yaml", {"weight": 1.0, "detach_target": False}),
 }
 
 
@@ -45,7 +47,7 @@ def derived_config(config: str, ei_args: dict, run_dir: Path) -> Path:
 
 
 def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: list[str]) -> Path:
-    run_dir = runs / name.replace("+", "")
+    run_dir = runs / name.replace("+", "").replace(".", "")
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = derived_config(config, ei_args, run_dir)
     found = sorted(run_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)

@@ -135,7 +135,8 @@ class MusdbCorpus(Corpus):
     def load(self) -> dict[str, list[Track]]:
         if not (self.root / "train").is_dir():
             raise ConfigError(
-                f"{self.root}: not a MUSDB-like tree (no train/ folder); build one with 'declip data build'"
+                f"{self.root}: not a MUSDB-like tree (no train/ folder); "
+                f"build one with: declip data build music --out {self.root}"
             )
         out = {name: self._folder_tracks(self.root / name) if (self.root / name).is_dir() else [] for name in SPLITS}
         if not (self.root / "valid").is_dir() and self.valid_fraction > 0:

@@ -23,6 +23,8 @@ def corpus(tmp_path):
         sf.write(root / "a" / f"track{i}.wav", _music(2.0, 16000, 1, i), 16000)
     sf.write(root / "stereo.flac", _music(1.5, 22050, 2, 10), 22050)
     sf.write(root / "vorbis.ogg", _music(1.5, 16000, 1, 11), 16000)
+    sf.write(root / "speech.opus", _music(1.5, 16000, 1, 14), 16000, format="OGG", subtype="OPUS")
+    sf.write(root / "song.mp3", _music(1.5, 16000, 2, 15), 16000, format="MP3", subtype="MPEG_LAYER_III")
     sf.write(root / "short.wav", _music(0.1, 16000, 1, 12), 16000)
     sf.write(root / "silent.wav", np.zeros((16000, 1), np.float32), 16000)
     sf.write(tmp_path / "zipped.wav", _music(2.0, 16000, 1, 13), 16000)
@@ -39,6 +41,7 @@ def test_find_audio_lists_files_and_archive_members(corpus):
     names = [s.name for s in find_audio([corpus])]
     assert f"{corpus}/music.pk3::sounds/zipped.wav" in names
     assert f"{corpus}/vorbis.ogg" in names and f"{corpus}/a/track0.wav" in names
+    assert f"{corpus}/speech.opus" in names and f"{corpus}/song.mp3" in names
     assert not any(n.endswith(".txt") for n in names)
     with pytest.raises(FileNotFoundError, match="missing"):
         find_audio([corpus / "missing"])
@@ -60,6 +63,15 @@ def test_read_segment_reads_only_the_requested_samples_and_pads(corpus):
     assert torch.equal(seg, torch.from_numpy(full[1000:1500].T))
     tail = read_segment(info, 31900, 500)
     assert torch.equal(tail[:, 100:], torch.zeros(1, 400))
+
+
+@pytest.mark.parametrize("name", ["stereo.flac", "vorbis.ogg", "speech.opus", "song.mp3"])
+def test_partial_reads_of_compressed_formats_match_a_full_decode(corpus, name):
+    info = probe(find_audio([corpus / name])[0])
+    full, _ = sf.read(corpus / name, dtype="float32", always_2d=True)
+    start = info.frames // 3
+    seg = read_segment(info, start, 2000)
+    assert torch.allclose(seg, torch.from_numpy(full[start : start + 2000].T), atol=1e-4)
 
 
 def test_split_is_by_track_seeded_and_disjoint():

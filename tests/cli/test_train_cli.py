@@ -56,6 +56,8 @@ def test_fit_then_test_and_reload_from_the_cli_checkpoint(tmp_path, monkeypatch)
     state = torch.load(last, weights_only=False)["state_dict"]
     assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
     assert main(["test", *args, "--ckpt_path", str(last)]) == 0
+    assert main(["validate", *args, "--ckpt_path", str(last)]) == 0
+    assert main(["predict", *args, "--ckpt_path", str(last)]) == 0
 
 
 @pytest.mark.parametrize(

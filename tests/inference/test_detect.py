@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from declip.inference.detect import detect_clip_level
+from declip.physics import Clipping, threshold_for_sdr
+from tests.conftest import music
+
+
+def _stereo(seconds=3.0, rate=44100):
+    return torch.from_numpy(music(seconds, rate, 2, 7).T.copy())
+
+
+@pytest.mark.parametrize("target", [1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0])
+def test_finds_the_threshold_of_synthetic_clipping_within_a_tenth_of_a_percent(target):
+    x = _stereo()
+    theta = threshold_for_sdr(x[:, None], target)[:, None]  # one level per channel
+    level = detect_clip_level(Clipping(theta)(x))
+    assert level.clipped_high.all() and level.clipped_low.all()
+    assert torch.allclose(level.high, theta, rtol=1e-3)
+    assert torch.allclose(level.low, -theta, rtol=1e-3)
+
+
+def test_unclipped_audio_is_reported_unclipped():
+    x = _stereo()
+    level = detect_clip_level(x)
+    assert not level.any
+    assert (level.high[:, 0] > x.amax(1)).all() and (level.low[:, 0] < x.amin(1)).all()
+    assert not Clipping(level.high, level.low).masks(x).clipped.any()
+
+
+def test_per_channel_and_per_polarity_levels():
+    x = _stereo()
+    y = x.clone()
+    y[0] = y[0].clamp(-0.2, 0.3)  # asymmetric on the left
+    y[1] = y[1].clamp(max=0.25)  # only the top on the right
+    level = detect_clip_level(y)
+    assert level.clipped_high.tolist() == [True, True] and level.clipped_low.tolist() == [True, False]
+    assert torch.allclose(level.high[:, 0], torch.tensor([0.3, 0.25]))
+    assert level.low[0, 0] == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize("subtype, lsb", [("PCM_16", 2**-15), ("PCM_24", 2**-23)])
+def test_integer_files_with_real_plateaus(tmp_path, subtype, lsb):
+    x = _stereo().T.numpy()
+    x = 1.8 * x / np.abs(x).max(0)  # too loud for full scale: the file itself clips at 1.0
+    path = tmp_path / f"hot_{subtype}.wav"
+    sf.write(path, np.clip(x, -1, 1), 44100, subtype=subtype)
+    y = torch.from_numpy(sf.read(path, dtype="float32")[0].T.copy())
+    level = detect_clip_level(y)
+    assert level.clipped_high.all() and level.clipped_low.all()
+    # within one step of the format, or the detector's float tolerance (1e-5 of full scale)
+    tolerance = max(lsb, 1e-5)
+    assert (level.high - 1.0).abs().max() <= tolerance and (level.low + 1.0).abs().max() <= tolerance
+
+
+def test_float_rounding_around_the_level_is_tolerated():
+    x = _stereo()
+    y = x.clamp(-0.4, 0.4)
+    jitter = torch.randn_like(y) * 2e-7 * (y.abs() >= 0.4)  # a few float32 steps at 0.4
+    level = detect_clip_level(y + jitter)
+    assert level.clipped_high.all() and torch.allclose(level.high, torch.full((2, 1), 0.4), rtol=1e-3)
+    found = Clipping(level.high, level.low).masks(y + jitter).clipped
+    truly = y.abs() >= 0.4
+    assert (found | ~truly).all()  # every clipped sample is found
+    assert ((y.abs() - 0.4).abs()[found & ~truly] < 1e-5).all()  # extras lie within rounding of the level
+
+
+def test_silence_and_a_single_sample():
+    for y in (torch.zeros(1, 1000), torch.tensor([[0.5]])):
+        level = detect_clip_level(y)
+        assert not level.any and (level.high > 0).all() and (level.low < 0).all()

@@ -92,6 +92,11 @@ class Demucs(nn.Module):
         else:
             self.bottleneck = nn.Identity()
 
+    @property
+    def hop(self) -> int:
+        """Shifts of the input by multiples of ``hop`` shift the output alike (the total stride)."""
+        return self.stride**self.depth
+
     def valid_length(self, length: int) -> int:
         """Smallest length >= ``length`` that the strided layers map back to itself exactly."""
         for _ in range(self.depth):

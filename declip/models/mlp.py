@@ -26,6 +26,11 @@ class MLP(nn.Module):
         blocks.append(nn.Linear(sizes[-1], channels * frame))
         self.net = nn.Sequential(*blocks)
 
+    @property
+    def hop(self) -> int:
+        """Frames start at multiples of ``hop``."""
+        return self.frame
+
     def forward(self, inp: Tensor) -> Tensor:
         batch, in_channels, length = inp.shape
         frames = -(-length // self.frame)

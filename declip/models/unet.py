@@ -73,6 +73,11 @@ class UNet(nn.Module):
             self.up.append(nn.ConvTranspose1d(w_next, w, 4, stride=2, padding=1, bias=bias))
             self.decoders.append(_block(2 * w, w, kernel_size, bias))
 
+    @property
+    def hop(self) -> int:
+        """Shifts of the input by multiples of ``hop`` shift the output alike (the total stride)."""
+        return 2 ** (self.levels - 1) * self.stem_stride
+
     def forward(self, inp: Tensor) -> Tensor:
         length = inp.shape[-1]
         multiple = 2 ** (self.levels - 1) * self.stem_stride

@@ -1,0 +1,69 @@
+"""Restore a signal of any length in chunks that give the same result as one pass."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from declip.models import Declipper
+from declip.physics import Clipping
+
+
+def receptive_field(model: Declipper, channels: int, probe: int = 1 << 16) -> int:
+    """How far (in samples, each side) an output sample depends on the input: the extent of the
+    gradient of the centre output. Finite for convolutional backbones; the whole probe for
+    recurrent or attention bottlenecks (then chunked and one-pass results differ slightly)."""
+    y = (torch.randn(1, channels, probe) * 0.3).clamp(-0.5, 0.5).requires_grad_()
+    physics = Clipping(torch.tensor(0.5))
+    with torch.enable_grad():
+        model(y, physics)[0, :, probe // 2].sum().backward()
+    reach = y.grad.abs().sum(1)[0].nonzero()
+    return int(max(probe // 2 - reach.min(), reach.max() - probe // 2)) if len(reach) else 0
+
+
+def chunk_plan(length: int, chunk: int, context: int, hop: int) -> list[tuple[int, int, int, int]]:
+    """``(start, stop, core_start, core_stop)`` windows: cores of ``chunk`` samples tile ``[0, length)``,
+    each window adds ``context`` on both sides (cut at the signal's edges); all are multiples of
+    ``hop`` so that strided networks see every window on the same grid as the whole signal."""
+    chunk = max(hop, math.ceil(chunk / hop) * hop)
+    context = math.ceil(context / hop) * hop
+    plan = []
+    for core_start in range(0, length, chunk):
+        core_stop = min(core_start + chunk, length)
+        plan.append((max(core_start - context, 0), min(core_stop + context, length), core_start, core_stop))
+    return plan
+
+
+@torch.inference_mode()
+def restore_chunked(
+    model: Declipper, y: Tensor, physics: Clipping, chunk: int, context: int, hop: int = 1, batch_size: int = 8
+) -> Tensor:
+    """``model(y, physics)`` for ``y`` ``(items, channels, time)`` of any length, computed on windows
+    of ``chunk + 2*context`` samples at most. When ``context`` covers the model's receptive field
+    the result equals one pass up to float rounding. Windows of equal length run in batches of
+    ``batch_size``; thresholds of ``physics`` are per item (``(items, channels, 1)`` or broadcastable).
+    """
+    items, _, length = y.shape
+    high = physics.high.expand(items, y.shape[1], 1) if physics.high.dim() == 3 else physics.high
+    low = physics.low.expand(items, y.shape[1], 1) if physics.low.dim() == 3 else physics.low
+    out = torch.empty_like(y)
+    plan = chunk_plan(length, chunk, context, hop)
+    by_length: dict[int, list[tuple[int, int, int, int]]] = {}
+    for window in plan:
+        by_length.setdefault(window[1] - window[0], []).append(window)
+    for windows in by_length.values():
+        jobs = [(item, w) for w in windows for item in range(items)]
+        for first in range(0, len(jobs), batch_size):
+            batch = jobs[first : first + batch_size]
+            inp = torch.stack([y[item, :, w[0] : w[1]] for item, w in batch])
+            idx = torch.tensor([item for item, _ in batch])
+            restored = model(inp, Clipping(_pick(high, idx), _pick(low, idx)))
+            for row, (item, (start, _, core_start, core_stop)) in enumerate(batch):
+                out[item, :, core_start:core_stop] = restored[row, :, core_start - start : core_stop - start]
+    return out
+
+
+def _pick(threshold: Tensor, idx: Tensor) -> Tensor:
+    return threshold[idx] if threshold.dim() == 3 else threshold

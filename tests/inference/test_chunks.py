@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from declip.inference.chunks import chunk_plan, receptive_field, restore_chunked
+from declip.inference.detect import detect_clip_level
+from declip.models import MLP, Declipper, Demucs, UNet
+from declip.physics import Clipping
+from tests.conftest import music
+
+BACKBONES = {
+    "unet": lambda: UNet(channels=1, widths=(8, 16, 32)),
+    "unet-strided": lambda: UNet(channels=1, widths=(8, 16, 32), stem_stride=4),
+    "demucs": lambda: Demucs(channels=1, hidden=8, depth=3, bottleneck="none"),
+    "mlp": lambda: MLP(channels=1, frame=256, hidden=64, layers=2),
+}
+
+
+def test_chunk_plan_tiles_the_signal_on_the_hop_grid():
+    plan = chunk_plan(10_000, 3000, 500, 64)
+    cores = [(a, b) for _, _, a, b in plan]
+    assert cores[0][0] == 0 and cores[-1][1] == 10_000
+    assert all(b == c for (_, b), (c, _) in zip(cores, cores[1:]))
+    assert all(start % 64 == 0 for start, _, _, _ in plan)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_chunked_restoration_equals_one_pass(name):
+    torch.manual_seed(0)
+    model = Declipper(BACKBONES[name]()).eval()
+    x = torch.from_numpy(music(1.0, 16000, 2, 3).T.copy())[:, None] * 2  # two items, mono model
+    level = detect_clip_level(x[:, 0].clamp(-0.5, 0.4))
+    y = x.clamp(-0.5, 0.4)
+    physics = Clipping(level.high[:, None], level.low[:, None])
+    with torch.inference_mode():
+        whole = model(y, physics)
+    hop = model.backbone.hop
+    context = receptive_field(model, 1) + hop
+    chunked = restore_chunked(model, y, physics, chunk=1000, context=context, hop=hop, batch_size=3)
+    relative = (chunked - whole).norm() / whole.norm()
+    assert relative < 1e-4
+    assert len(chunk_plan(y.shape[-1], 1000, context, hop)) > 3  # it really was chunked
+
+
+def test_receptive_field_of_a_convolutional_model_is_finite():
+    model = Declipper(UNet(channels=1, widths=(8, 16), kernel_size=5))
+    field = receptive_field(model, 1, probe=4096)
+    assert 4 < field < 200

@@ -15,6 +15,7 @@ commands:
   test       score a checkpoint on the test set
   predict    run a checkpoint on the predict set
   data       build training corpora: declip data build music|stems --out DIR
+  restore    restore clipped recordings: declip restore INPUT... -o OUT --model CKPT
 
 Each command takes --help."""
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.train import run_lightning
 
             run_lightning(args)
+        elif command == "restore":
+            from declip.cli.restore import run_restore
+
+            return run_restore(args[1:])
         elif command == "data":
             from declip.cli.data import run_data
 

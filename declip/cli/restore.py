@@ -1,0 +1,116 @@
+"""``declip restore INPUT... -o OUT --model CKPT``: restore clipped recordings, file by file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from declip.data.audio_files import AUDIO_EXTENSIONS
+from declip.errors import ConfigError
+from declip.inference import LoadedModel, restore_array
+
+SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
+
+
+def _inputs(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    files, failures = [], []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                failures.append((name, "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"))
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            failures.append((name, "no such file or folder"))
+    return files, failures
+
+
+def _output_for(file: Path, out: str, many: bool) -> Path:
+    """``OUT/<input name>.wav`` when OUT is a folder (or several inputs), else OUT itself."""
+    if many or Path(out).is_dir() or out.endswith(("/", os.sep)):
+        return Path(out) / f"{file.stem}.wav"
+    return Path(out)
+
+
+def restore_file(file: Path, target: Path, model: LoadedModel, args: argparse.Namespace) -> str:
+    """Restore one file into ``target``; returns a one-line account. Raises ConfigError on bad input."""
+    if target.resolve() == file.resolve():
+        raise ConfigError("the output would overwrite the input; choose another output path")
+    if target.exists() and not args.overwrite:
+        raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+    try:
+        audio, rate = sf.read(file, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise ConfigError(f"unreadable audio ({error})") from error
+    if audio.shape[0] == 0:
+        raise ConfigError("the file holds no samples")
+    threshold = None if args.threshold == "auto" else float(args.threshold)
+    restored, report = restore_array(
+        torch.from_numpy(audio.T.copy()), rate, model, threshold, args.chunk_seconds, args.batch_size
+    )
+    out = restored.T.numpy()
+    note = "" if report.clipped else "nothing clipped: copied unchanged; "
+    peak = float(np.abs(out).max())
+    if args.subtype != "FLOAT" and peak > 1.0:
+        if not args.normalize:
+            raise ConfigError(
+                f"restored peaks reach {peak:.3f}, above full scale for {args.subtype}: "
+                "keep --subtype FLOAT (the default) or add --normalize"
+            )
+        out = out * (0.999 / peak)
+        note += f"scaled by {20 * np.log10(0.999 / peak):.2f} dB to fit {args.subtype}; "
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        sf.write(tmp, out, rate, subtype=args.subtype, format="WAV")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(report.high, report.low))
+    share = 100 * report.clipped_fraction
+    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {report.peak_in:.3f} -> {peak:.3f}"
+
+
+def run_restore(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="declip restore", description="Restore clipped recordings.")
+    parser.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
+    parser.add_argument("-o", "--out", required=True, help="output folder, or a file for a single input")
+    parser.add_argument("--model", required=True, help="a checkpoint written by declip fit (.ckpt)")
+    parser.add_argument("--threshold", default="auto", help="clip level: auto (detected) or a value")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--subtype", default="FLOAT", choices=SUBTYPES, help="output WAV sample format")
+    parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = parser.parse_args(argv)
+    if args.threshold != "auto":
+        try:
+            float(args.threshold)
+        except ValueError:
+            parser.error(f"--threshold must be 'auto' or a number; got {args.threshold!r}")
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    model = LoadedModel.from_checkpoint(args.model, device="cpu" if device == "cpu" else device)
+    files, failures = _inputs(args.inputs)
+    many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
+    restored = 0
+    for file in files:
+        target = _output_for(file, args.out, many)
+        try:
+            print(f"{file} -> {target}: {restore_file(file, target, model, args)}")
+            restored += 1
+        except ConfigError as error:
+            failures.append((str(file), str(error)))
+    print(f"restored {restored} file(s), {len(failures)} failed")
+    for name, reason in failures:
+        print(f"declip: error: {name}: {reason}", file=sys.stderr)
+    return 1 if failures else 0

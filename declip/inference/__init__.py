@@ -1,0 +1,15 @@
+"""Inference: clip-level detection, chunked restoration, and the restore function."""
+
+from declip.inference.chunks import receptive_field, restore_chunked
+from declip.inference.detect import ClipLevel, detect_clip_level
+from declip.inference.restore import LoadedModel, RestoreReport, restore_array
+
+__all__ = [
+    "ClipLevel",
+    "LoadedModel",
+    "RestoreReport",
+    "detect_clip_level",
+    "receptive_field",
+    "restore_array",
+    "restore_chunked",
+]

@@ -1,0 +1,125 @@
+"""``declip restore`` on real files with a small trained checkpoint."""
+
+import argparse
+
+import lightning as L
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from declip.cli import main
+from declip.cli.restore import restore_file
+from declip.data import SyntheticDataModule
+from declip.errors import ConfigError
+from declip.inference import LoadedModel
+from declip.losses import SupervisedLoss
+from declip.models import UNet
+from declip.training import DeclipModule
+from tests.conftest import music
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    module = DeclipModule(UNet(channels=1, widths=(4, 8), stem_stride=2), SupervisedLoss(), sample_rate=16000)
+    trainer = L.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                        limit_val_batches=0, enable_model_summary=False)  # fmt: skip
+    trainer.fit(module, SyntheticDataModule(length=256, batch_size=4))
+    trainer.save_checkpoint(root / "model.ckpt")
+    return str(root / "model.ckpt")
+
+
+def _clipped(tmp_path, name, rate=16000, channels=2, subtype="PCM_16", level=0.3, seconds=1.0):
+    x = music(seconds, rate, channels, 5)
+    x = 0.9 * x / np.abs(x).max()
+    path = tmp_path / name
+    sf.write(path, np.clip(x, -level, level), rate, subtype=subtype)
+    return path
+
+
+def test_restores_a_clipped_file_consistently(checkpoint, tmp_path):
+    src = _clipped(tmp_path, "song.wav")
+    out = tmp_path / "out"
+    assert main(["restore", str(src), "-o", str(out) + "/", "--model", checkpoint]) == 0
+    y, _ = sf.read(src, dtype="float32")
+    x_hat, rate = sf.read(out / "song.wav", dtype="float32")
+    assert rate == 16000 and x_hat.shape == y.shape and sf.info(out / "song.wav").subtype == "FLOAT"
+    level = np.abs(y).max(0)
+    reliable = np.abs(y) < level - 1e-6
+    assert np.array_equal(x_hat[reliable], y[reliable])  # bit-exact
+    clipped = ~reliable
+    assert (np.sign(x_hat[clipped]) == np.sign(y[clipped])).all()
+    assert (np.abs(x_hat[clipped]) >= np.abs(y[clipped]) - 1e-6).all()
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (96000, 6)])
+def test_other_rates_and_channel_counts(checkpoint, tmp_path, rate, channels):
+    src = _clipped(tmp_path, "odd.flac", rate=rate, channels=channels, subtype="PCM_24", seconds=0.5)
+    assert main(["restore", str(src), "-o", str(tmp_path / "odd.wav"), "--model", checkpoint]) == 0
+    x_hat, out_rate = sf.read(tmp_path / "odd.wav", always_2d=True)
+    assert out_rate == rate and x_hat.shape == (rate // 2, channels)
+
+
+def test_bad_inputs_fail_alone_and_are_named(checkpoint, tmp_path, capsys):
+    good = _clipped(tmp_path, "good.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF garbage")
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 16000)
+    nan = music(0.2, 16000, 1, 1)
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 16000, subtype="FLOAT")
+    sf.write(tmp_path / "silent.wav", np.zeros((1600, 1)), 16000)
+    sf.write(tmp_path / "one.wav", np.array([[0.5]]), 16000)
+    (tmp_path / "empty_folder").mkdir()
+    inputs = [str(tmp_path / n) for n in ("good.wav", "corrupt.wav", "empty.wav", "nan.wav", "silent.wav", "one.wav")]
+    inputs += [str(tmp_path / "missing.wav"), str(tmp_path / "empty_folder")]
+    code = main(["restore", *inputs, "-o", str(tmp_path / "out"), "--model", checkpoint])
+    err = capsys.readouterr()
+    assert code == 1
+    for name, reason in [
+        ("corrupt.wav", "unreadable"), ("empty.wav", "no samples"), ("nan.wav", "NaN"),
+        ("missing.wav", "no such file"), ("empty_folder", "no audio file"),
+    ]:  # fmt: skip
+        assert any(name in line and reason in line for line in err.err.splitlines()), (name, err.err)
+    assert (tmp_path / "out/good.wav").exists()
+    silent, _ = sf.read(tmp_path / "out/silent.wav")
+    assert not silent.any() and "nothing clipped" in err.out
+    assert sf.read(tmp_path / "out/one.wav")[0].tolist() == [0.5]
+    assert sf.read(good)[0].shape == (16000, 2)  # inputs untouched
+
+
+def test_existing_outputs_and_inputs_are_never_overwritten(checkpoint, tmp_path, capsys):
+    src = _clipped(tmp_path, "song.wav")
+    before = src.read_bytes()
+    assert main(["restore", str(src), "-o", str(src), "--model", checkpoint]) == 1
+    assert src.read_bytes() == before
+    target = tmp_path / "restored.wav"
+    target.write_bytes(b"keep me")
+    assert main(["restore", str(src), "-o", str(target), "--model", checkpoint]) == 1
+    assert target.read_bytes() == b"keep me"
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["restore", str(src), "-o", str(target), "--model", checkpoint, "--overwrite"]) == 0
+    assert sf.info(target).frames == 16000
+
+
+class Overshoot(torch.nn.Module):
+    """A stand-in declipper that doubles every clipped sample, so peaks surely exceed full scale."""
+
+    def forward(self, y, physics):
+        return y + physics.masks(y).signed * physics.scale
+
+
+def test_pcm_output_above_full_scale_needs_normalize(tmp_path):
+    src = tmp_path / "hot.wav"
+    sf.write(src, np.clip(music(1.0, 16000, 2, 5) * 3, -1, 1), 16000, subtype="PCM_16")
+    model = LoadedModel(Overshoot(), sample_rate=16000, channels=1, hop=1, context=0)
+    args = argparse.Namespace(threshold="auto", chunk_seconds=10.0, batch_size=8, overwrite=False, normalize=False)
+    out = tmp_path / "hot16.wav"
+    with pytest.raises(ConfigError, match="--normalize"):
+        restore_file(src, out, model, argparse.Namespace(**vars(args), subtype="PCM_16"))
+    assert not out.exists()
+    note = restore_file(src, out, model, argparse.Namespace(**{**vars(args), "normalize": True}, subtype="PCM_16"))
+    restored = sf.read(out)[0]
+    assert "scaled by -6.0" in note and np.abs(restored).max() <= 1.0 and sf.info(out).subtype == "PCM_16"
+    restore_file(src, tmp_path / "float.wav", model, argparse.Namespace(**vars(args), subtype="FLOAT"))
+    assert np.abs(sf.read(tmp_path / "float.wav")[0]).max() > 1.9  # float keeps the peaks

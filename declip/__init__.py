@@ -5,4 +5,11 @@ __version__ = "0.1.0"
 
 from declip.physics import Clipping, sdr, threshold_for_sdr  # noqa: E402
 
-__all__ = ["Clipping", "__version__", "sdr", "threshold_for_sdr"]
+__all__ = ["Clipping", "__version__", "restore", "sdr", "threshold_for_sdr"]
+
+
+def restore(*args, **kwargs):
+    """Restore clipped audio (arrays or files); see :func:`declip.inference.restore.restore`."""
+    from declip.inference.restore import restore as _restore
+
+    return _restore(*args, **kwargs)

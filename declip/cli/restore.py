@@ -7,15 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 import torch
 
 from declip.data.audio_files import AUDIO_EXTENSIONS
 from declip.errors import ConfigError
-from declip.inference import LoadedModel, restore_array
-
-SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
+from declip.inference import LoadedModel
+from declip.inference.restore import SUBTYPES, restore_file
 
 
 def _inputs(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -39,45 +36,6 @@ def _output_for(file: Path, out: str, many: bool) -> Path:
     if many or Path(out).is_dir() or out.endswith(("/", os.sep)):
         return Path(out) / f"{file.stem}.wav"
     return Path(out)
-
-
-def restore_file(file: Path, target: Path, model: LoadedModel, args: argparse.Namespace) -> str:
-    """Restore one file into ``target``; returns a one-line account. Raises ConfigError on bad input."""
-    if target.resolve() == file.resolve():
-        raise ConfigError("the output would overwrite the input; choose another output path")
-    if target.exists() and not args.overwrite:
-        raise ConfigError(f"{target} exists; pass --overwrite to replace it")
-    try:
-        audio, rate = sf.read(file, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise ConfigError(f"unreadable audio ({error})") from error
-    if audio.shape[0] == 0:
-        raise ConfigError("the file holds no samples")
-    threshold = None if args.threshold == "auto" else float(args.threshold)
-    restored, report = restore_array(
-        torch.from_numpy(audio.T.copy()), rate, model, threshold, args.chunk_seconds, args.batch_size
-    )
-    out = restored.T.numpy()
-    note = "" if report.clipped else "nothing clipped: copied unchanged; "
-    peak = float(np.abs(out).max())
-    if args.subtype != "FLOAT" and peak > 1.0:
-        if not args.normalize:
-            raise ConfigError(
-                f"restored peaks reach {peak:.3f}, above full scale for {args.subtype}: "
-                "keep --subtype FLOAT (the default) or add --normalize"
-            )
-        out = out * (0.999 / peak)
-        note += f"scaled by {20 * np.log10(0.999 / peak):.2f} dB to fit {args.subtype}; "
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        sf.write(tmp, out, rate, subtype=args.subtype, format="WAV")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(report.high, report.low))
-    share = 100 * report.clipped_fraction
-    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {report.peak_in:.3f} -> {peak:.3f}"
 
 
 def run_restore(argv: list[str]) -> int:
@@ -106,7 +64,12 @@ def run_restore(argv: list[str]) -> int:
     for file in files:
         target = _output_for(file, args.out, many)
         try:
-            print(f"{file} -> {target}: {restore_file(file, target, model, args)}")
+            account = restore_file(
+                file, target, model, threshold=None if args.threshold == "auto" else float(args.threshold),
+                chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
+                normalize=args.normalize, overwrite=args.overwrite,
+            )  # fmt: skip
+            print(f"{file} -> {target}: {account}")
             restored += 1
         except ConfigError as error:
             failures.append((str(file), str(error)))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 import torch
 import torchaudio.functional as AF
 from torch import Tensor
@@ -14,6 +17,8 @@ from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level
 from declip.models import Declipper
 from declip.physics import Clipping
+
+SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 
 
 @dataclass
@@ -101,3 +106,92 @@ def restore_array(
         float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()),
     )  # fmt: skip
     return restored, report
+
+
+def restore_file(
+    file: str | Path,
+    target: str | Path,
+    model: LoadedModel,
+    threshold: float | None = None,
+    chunk_seconds: float = 10.0,
+    batch_size: int = 8,
+    subtype: str = "FLOAT",
+    normalize: bool = False,
+    overwrite: bool = False,
+) -> str:
+    """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
+
+    Never writes over ``file`` or, without ``overwrite``, over an existing ``target``; writes a
+    temporary file and renames it. ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full
+    scale needs ``normalize`` (scale down, reported). Raises ``ConfigError`` on bad input."""
+    file, target = Path(file), Path(target)
+    if subtype not in SUBTYPES:
+        raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
+    if target.resolve() == file.resolve():
+        raise ConfigError("the output would overwrite the input; choose another output path")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+    try:
+        audio, rate = sf.read(file, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise ConfigError(f"unreadable audio ({error})") from error
+    if audio.shape[0] == 0:
+        raise ConfigError("the file holds no samples")
+    restored, report = restore_array(
+        torch.from_numpy(audio.T.copy()), rate, model, threshold, chunk_seconds, batch_size
+    )
+    out = restored.T.numpy()
+    note = "" if report.clipped else "nothing clipped: copied unchanged; "
+    peak = float(np.abs(out).max())
+    if subtype != "FLOAT" and peak > 1.0:
+        if not normalize:
+            raise ConfigError(
+                f"restored peaks reach {peak:.3f}, above full scale for {subtype}: "
+                "keep --subtype FLOAT (the default) or add --normalize"
+            )
+        out = out * (0.999 / peak)
+        note += f"scaled by {20 * np.log10(0.999 / peak):.2f} dB to fit {subtype}; "
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        sf.write(tmp, out, rate, subtype=subtype, format="WAV")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(report.high, report.low))
+    share = 100 * report.clipped_fraction
+    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {report.peak_in:.3f} -> {peak:.3f}"
+
+
+def restore(
+    audio: str | Path | np.ndarray | Tensor,
+    model: str | Path | LoadedModel,
+    sample_rate: int | None = None,
+    output: str | Path | None = None,
+    threshold: float | None = None,
+    **options,
+):
+    """Restore clipped audio: the function behind ``declip restore``.
+
+    - ``audio`` an array ``(frames, channels)`` (or a tensor ``(channels, frames)``) with
+      ``sample_rate``: returns the restored array (or tensor) of the same shape.
+    - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
+      line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``).
+
+    ``model`` is a loaded model or a checkpoint path; ``threshold`` ``None`` detects the clip level.
+    """
+    if not isinstance(model, LoadedModel):
+        model = LoadedModel.from_checkpoint(model)
+    if isinstance(audio, (str, Path)):
+        if output is None:
+            raise ConfigError("restoring a file needs an output path")
+        return restore_file(audio, output, model, threshold, **options)
+    if sample_rate is None:
+        raise ConfigError("restoring an array needs its sample_rate")
+    if isinstance(audio, np.ndarray):
+        restored, _ = restore_array(
+            torch.from_numpy(np.atleast_2d(audio.T).copy()).float(), sample_rate, model, threshold, **options
+        )
+        return restored.numpy().T.reshape(audio.shape)
+    restored, _ = restore_array(audio, sample_rate, model, threshold, **options)
+    return restored

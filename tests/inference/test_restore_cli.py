@@ -1,7 +1,5 @@
 """``declip restore`` on real files with a small trained checkpoint."""
 
-import argparse
-
 import lightning as L
 import numpy as np
 import pytest
@@ -9,10 +7,10 @@ import soundfile as sf
 import torch
 
 from declip.cli import main
-from declip.cli.restore import restore_file
 from declip.data import SyntheticDataModule
 from declip.errors import ConfigError
 from declip.inference import LoadedModel
+from declip.inference.restore import restore_file
 from declip.losses import SupervisedLoss
 from declip.models import UNet
 from declip.training import DeclipModule
@@ -113,13 +111,26 @@ def test_pcm_output_above_full_scale_needs_normalize(tmp_path):
     src = tmp_path / "hot.wav"
     sf.write(src, np.clip(music(1.0, 16000, 2, 5) * 3, -1, 1), 16000, subtype="PCM_16")
     model = LoadedModel(Overshoot(), sample_rate=16000, channels=1, hop=1, context=0)
-    args = argparse.Namespace(threshold="auto", chunk_seconds=10.0, batch_size=8, overwrite=False, normalize=False)
     out = tmp_path / "hot16.wav"
     with pytest.raises(ConfigError, match="--normalize"):
-        restore_file(src, out, model, argparse.Namespace(**vars(args), subtype="PCM_16"))
+        restore_file(src, out, model, subtype="PCM_16")
     assert not out.exists()
-    note = restore_file(src, out, model, argparse.Namespace(**{**vars(args), "normalize": True}, subtype="PCM_16"))
+    note = restore_file(src, out, model, subtype="PCM_16", normalize=True)
     restored = sf.read(out)[0]
     assert "scaled by -6.0" in note and np.abs(restored).max() <= 1.0 and sf.info(out).subtype == "PCM_16"
-    restore_file(src, tmp_path / "float.wav", model, argparse.Namespace(**vars(args), subtype="FLOAT"))
+    restore_file(src, tmp_path / "float.wav", model)
     assert np.abs(sf.read(tmp_path / "float.wav")[0]).max() > 1.9  # float keeps the peaks
+
+
+def test_python_api_on_arrays_and_files(checkpoint, tmp_path):
+    import declip
+
+    model = LoadedModel.from_checkpoint(checkpoint)
+    x = music(0.5, 16000, 2, 9)
+    y = np.clip(x, -0.2, 0.2)
+    restored = declip.restore(y, model, sample_rate=16000)
+    assert restored.shape == y.shape and np.array_equal(restored[np.abs(y) < 0.2], y[np.abs(y) < 0.2])
+    sf.write(tmp_path / "in.wav", y, 16000, subtype="FLOAT")
+    account = declip.restore(tmp_path / "in.wav", checkpoint, output=tmp_path / "out.wav")
+    assert "clipped" in account
+    np.testing.assert_allclose(sf.read(tmp_path / "out.wav", dtype="float32")[0], restored, atol=1e-6)

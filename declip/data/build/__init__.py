@@ -1,0 +1,6 @@
+"""Corpus builders behind ``declip data build``: real music from Debian packages, rendered MIDI stems."""
+
+from declip.data.build.music import DEBIAN_MUSIC, build_music
+from declip.data.build.stems import build_stems
+
+__all__ = ["DEBIAN_MUSIC", "build_music", "build_stems"]

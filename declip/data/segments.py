@@ -46,7 +46,8 @@ class ClippedSegments(Dataset):
     """Segments of ``length`` samples at ``sample_rate``, clipped by ``levels``.
 
     ``fixed=False`` (training): item ``i`` is a random track (weighted by duration) and offset, drawn
-    afresh each epoch (see :func:`item_generator`); with ``remix``, each stem comes from its own random track and offset.
+    afresh each epoch (see :func:`item_generator`); with ``remix``, each stem comes from its own
+    random track and offset.
     ``fixed=True`` (evaluation): items come in blocks of one segment clipped at each of the fixed
     levels; block ``b`` reads track ``b % len(tracks)`` at an offset drawn from ``(seed, b)``: the
     same segments in every run, worker and DDP rank. A track's mixture is its

@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.conftest import music as _music
 from declip.data import AudioDataModule, ClipLevels, ClippedSegments, FolderCorpus, MusdbCorpus, find_audio, probe
 from declip.data.segments import read_segment
 from declip.data.splits import split_tracks
 from declip.errors import ConfigError
+from tests.conftest import music as _music
 
 
 @pytest.fixture

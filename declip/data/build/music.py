@@ -16,11 +16,11 @@ from rich.progress import track as progress
 from declip.data.audio_files import AudioSource, find_audio
 from declip.data.build.tree import (
     complete,
-    start_manifest,
     ensure_debian_packages,
     headroom,
     read_manifest,
     safe_name,
+    start_manifest,
     to_rate_and_stereo,
     write_flac,
     write_manifest,

@@ -15,11 +15,11 @@ import soundfile as sf
 
 from declip.data.build.tree import (
     complete,
-    start_manifest,
     ensure_debian_packages,
     headroom,
     read_manifest,
     safe_name,
+    start_manifest,
     write_flac,
     write_manifest,
 )

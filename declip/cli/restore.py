@@ -15,7 +15,8 @@ from declip.inference import LoadedModel
 from declip.inference.restore import SUBTYPES, restore_file
 
 
-def _inputs(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """``(file, name relative to its input folder)`` for every input audio file, and the failures."""
     files, failures = [], []
     for name in paths:
         path = Path(name)
@@ -23,18 +24,18 @@ def _inputs(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
             if not found:
                 failures.append((name, "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"))
-            files += found
+            files += [(p, p.relative_to(path)) for p in found]
         elif path.is_file():
-            files.append(path)
+            files.append((path, Path(path.name)))
         else:
             failures.append((name, "no such file or folder"))
     return files, failures
 
 
-def _output_for(file: Path, out: str, many: bool) -> Path:
-    """``OUT/<input name>.wav`` when OUT is a folder (or several inputs), else OUT itself."""
+def _output_for(relative: Path, out: str, many: bool) -> Path:
+    """``OUT/<input path below its folder>.wav`` when OUT is a folder (or several inputs), else OUT."""
     if many or Path(out).is_dir() or out.endswith(("/", os.sep)):
-        return Path(out) / f"{file.stem}.wav"
+        return Path(out) / relative.with_suffix(".wav")
     return Path(out)
 
 
@@ -51,6 +52,8 @@ def run_restore(argv: list[str]) -> int:
     parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.chunk_seconds <= 0:
+        parser.error("--batch-size must be at least 1 and --chunk-seconds positive")
     if args.threshold != "auto":
         try:
             float(args.threshold)
@@ -61,9 +64,16 @@ def run_restore(argv: list[str]) -> int:
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
     restored = 0
-    for file in files:
-        target = _output_for(file, args.out, many)
+    inputs = {file.resolve() for file, _ in files}
+    claimed: dict[Path, Path] = {}
+    for file, relative in files:
+        target = _output_for(relative, args.out, many)
         try:
+            if target.resolve() in inputs:
+                raise ConfigError(f"the output {target} is an input file; choose another output folder")
+            if target.resolve() in claimed:
+                raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
+            claimed[target.resolve()] = file
             account = restore_file(
                 file, target, model, threshold=None if args.threshold == "auto" else float(args.threshold),
                 chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,

@@ -15,8 +15,9 @@ def receptive_field(model: Declipper, channels: int, probe: int = 1 << 16) -> in
     """How far (in samples, each side) an output sample depends on the input: the extent of the
     gradient of the centre output. Finite for convolutional backbones; the whole probe for
     recurrent or attention bottlenecks (then chunked and one-pass results differ slightly)."""
-    y = (torch.randn(1, channels, probe) * 0.3).clamp(-0.5, 0.5).requires_grad_()
-    physics = Clipping(torch.tensor(0.5))
+    device = next(model.parameters(), torch.empty(0)).device
+    y = (torch.randn(1, channels, probe, device=device) * 0.3).clamp(-0.5, 0.5).requires_grad_()
+    physics = Clipping(torch.tensor(0.5, device=device))
     with torch.enable_grad():
         model(y, physics)[0, :, probe // 2].sum().backward()
     reach = y.grad.abs().sum(1)[0].nonzero()
@@ -57,9 +58,11 @@ def restore_chunked(
         jobs = [(item, w) for w in windows for item in range(items)]
         for first in range(0, len(jobs), batch_size):
             batch = jobs[first : first + batch_size]
-            inp = torch.stack([y[item, :, w[0] : w[1]] for item, w in batch])
+            device = next(model.parameters(), torch.empty(0)).device
+            inp = torch.stack([y[item, :, w[0] : w[1]] for item, w in batch]).to(device)
             idx = torch.tensor([item for item, _ in batch])
-            restored = model(inp, Clipping(_pick(high, idx), _pick(low, idx)))
+            physics_batch = Clipping(_pick(high, idx).to(device), _pick(low, idx).to(device))
+            restored = model(inp, physics_batch).to(out.device)
             for row, (item, (start, _, core_start, core_stop)) in enumerate(batch):
                 out[item, :, core_start:core_stop] = restored[row, :, core_start - start : core_stop - start]
     return out

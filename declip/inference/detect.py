@@ -29,8 +29,10 @@ class ClipLevel:
 
 
 def _plateau_runs(hit: Tensor) -> Tensor:
-    """Number of separate runs of True along the last dimension, ``(channels,)``."""
-    starts = hit & ~torch.nn.functional.pad(hit, (1, 0))[..., :-1]
+    """Number of separate runs of two or more True samples along the last dimension, ``(channels,)``.
+    Single samples do not count: a periodic tone touches its peak once per period without clipping."""
+    pair = hit[..., 1:] & hit[..., :-1]
+    starts = pair & ~torch.nn.functional.pad(pair, (1, 0))[..., :-1]
     return starts.sum(-1)
 
 
@@ -38,10 +40,13 @@ def detect_clip_level(y: Tensor, min_plateaus: int = MIN_PLATEAUS, tolerance: fl
     """Saturation levels of ``y`` ``(channels, time)``, per channel and polarity.
 
     A polarity is clipped when its extreme value (within ``tolerance`` relative, which absorbs float
-    rounding; integer formats hit the level exactly) is reached in at least ``min_plateaus``
-    separate runs: a clipped recording flattens many peaks at one level, while an unclipped one
-    reaches its extreme once. The threshold is the lowest value counted as at the extreme.
+    rounding; integer formats hit the level exactly) is held for two or more consecutive samples in
+    at least ``min_plateaus`` separate places: a clipped recording flattens many peaks at one level.
+    The threshold is the lowest value counted as at the extreme. Known blind spots: a pure tone
+    coarsely quantised can look clipped, and clipping followed by lossy coding or filtering (whose
+    ripple breaks the plateaus) can look unclipped; pass the level by hand then.
     """
+    dtype = y.dtype if y.is_floating_point() else torch.float32
     y = y.double()
     out = {}
     for name, sign in (("high", 1.0), ("low", -1.0)):
@@ -56,4 +61,4 @@ def detect_clip_level(y: Tensor, min_plateaus: int = MIN_PLATEAUS, tolerance: fl
     # an unclipped polarity takes at least the other's magnitude, keeping the scale representative
     high = torch.where(out["clipped_high"][:, None], out["high"], torch.maximum(out["high"], -out["low"]))
     low = torch.where(out["clipped_low"][:, None], out["low"], torch.minimum(out["low"], -out["high"]))
-    return ClipLevel(high.float(), low.float(), out["clipped_high"], out["clipped_low"])
+    return ClipLevel(high.to(dtype), low.to(dtype), out["clipped_high"], out["clipped_low"])

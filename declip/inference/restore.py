@@ -40,7 +40,7 @@ class LoadedModel:
             raise ConfigError(f"{path}: no such model file; pass a Lightning .ckpt written by declip fit")
         try:
             module = DeclipModule.load_from_checkpoint(path, map_location=device)
-        except (KeyError, TypeError, RuntimeError) as error:
+        except Exception as error:  # torch.load and Lightning raise many kinds for a foreign or broken file
             raise ConfigError(f"{path}: not a declip checkpoint ({type(error).__name__}: {error})") from error
         return cls.from_module_model(module.model.eval(), module.hparams.sample_rate, module.channels)
 
@@ -73,6 +73,7 @@ def restore_array(
     shape and rate) and a report. The clip level is detected per channel and polarity unless
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
     kept bit-exact; clipped ones end at or beyond the level with the sign of the input."""
+    audio = audio.float()
     if not torch.isfinite(audio).all():
         raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
     if threshold is None:
@@ -81,13 +82,17 @@ def restore_array(
     else:
         if threshold <= 0:
             raise ConfigError(f"threshold must be positive; got {threshold}")
-        physics = Clipping(torch.full((audio.shape[0], 1), float(threshold)))
+        # samples within 1e-5 of the level count as at it: integer formats store 0.3 as 0.29999...
+        level = float(threshold) * (1 - 1e-5)
+        physics = Clipping(torch.full((audio.shape[0], 1), level))
         clipped = bool(physics.masks(audio).clipped.any())
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
     if not clipped:
         report = RestoreReport(False, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(), 0.0, peak_in, peak_in)
         return audio.clone(), report
-    y = audio if sample_rate == model.sample_rate else AF.resample(audio, sample_rate, model.sample_rate)
+    y = audio
+    if sample_rate != model.sample_rate:  # clamp again: resampling ripples the plateaus
+        y = physics(AF.resample(audio, sample_rate, model.sample_rate))
     if model.channels == 1:  # a mono model restores each channel on its own
         items, high, low = y[:, None], physics.high[:, None], physics.low[:, None]
     elif model.channels == y.shape[0]:
@@ -100,7 +105,7 @@ def restore_array(
     ).reshape(y.shape)
     if sample_rate != model.sample_rate:
         estimate = AF.resample(estimate, model.sample_rate, sample_rate)[:, : audio.shape[1]]
-    restored = physics.project(estimate, audio)
+    restored = physics.project(estimate.cpu(), audio)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
         float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()),
@@ -129,6 +134,8 @@ def restore_file(
         raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
     if target.resolve() == file.resolve():
         raise ConfigError("the output would overwrite the input; choose another output path")
+    if target.suffix.lower() != ".wav":
+        raise ConfigError(f"{target}: outputs are WAV files; name it with .wav")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
     try:
@@ -151,11 +158,13 @@ def restore_file(
             )
         out = out * (0.999 / peak)
         note += f"scaled by {20 * np.log10(0.999 / peak):.2f} dB to fit {subtype}; "
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         sf.write(tmp, out, rate, subtype=subtype, format="WAV")
         os.replace(tmp, target)
+    except (OSError, sf.LibsndfileError) as error:
+        raise ConfigError(f"cannot write {target} ({error})") from error
     finally:
         tmp.unlink(missing_ok=True)
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(report.high, report.low))
@@ -189,9 +198,8 @@ def restore(
     if sample_rate is None:
         raise ConfigError("restoring an array needs its sample_rate")
     if isinstance(audio, np.ndarray):
-        restored, _ = restore_array(
-            torch.from_numpy(np.atleast_2d(audio.T).copy()).float(), sample_rate, model, threshold, **options
-        )
+        tensor = torch.from_numpy(np.atleast_2d(audio.T).astype(np.float32))
+        restored, _ = restore_array(tensor, sample_rate, model, threshold, **options)
         return restored.numpy().T.reshape(audio.shape)
     restored, _ = restore_array(audio, sample_rate, model, threshold, **options)
     return restored

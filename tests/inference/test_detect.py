@@ -71,3 +71,17 @@ def test_silence_and_a_single_sample():
     for y in (torch.zeros(1, 1000), torch.tensor([[0.5]])):
         level = detect_clip_level(y)
         assert not level.any and (level.high > 0).all() and (level.low < 0).all()
+
+
+def test_a_pure_tone_touching_its_peak_once_per_period_is_not_clipped():
+    t = torch.arange(48000) / 48000
+    assert not detect_clip_level(torch.sin(2 * torch.pi * 1000 * t)[None]).any
+
+
+def test_float64_input_keeps_its_precision():
+    x = torch.from_numpy(music(1.0, 16000, 1, 2).T.copy()).double()
+    level = detect_clip_level(x.clamp(-0.1, 0.1))
+    assert level.high.dtype == torch.float64
+    found = Clipping(level.high, level.low).masks(x.clamp(-0.1, 0.1)).clipped
+    truly = x.abs() >= 0.1
+    assert (found | ~truly).all() and (found & ~truly).sum() <= 3  # extras only within 1e-5 of the level

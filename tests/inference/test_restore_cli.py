@@ -134,3 +134,42 @@ def test_python_api_on_arrays_and_files(checkpoint, tmp_path):
     account = declip.restore(tmp_path / "in.wav", checkpoint, output=tmp_path / "out.wav")
     assert "clipped" in account
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav", dtype="float32")[0], restored, atol=1e-6)
+
+
+def test_a_given_threshold_finds_the_plateaus_of_integer_files(checkpoint, tmp_path, capsys):
+    src = _clipped(tmp_path, "song.wav", level=0.3)  # PCM_16 stores 0.3 as 0.29999...
+    assert (
+        main(["restore", str(src), "-o", str(tmp_path / "out.wav"), "--model", checkpoint, "--threshold", "0.3"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "nothing clipped" not in out and "% clipped" in out
+
+
+def test_resampling_keeps_reliable_samples_exact_and_clipped_ones_beyond(checkpoint, tmp_path):
+    src = _clipped(tmp_path, "song44.wav", rate=44100, subtype="FLOAT", seconds=0.5)
+    assert main(["restore", str(src), "-o", str(tmp_path / "r.wav"), "--model", checkpoint]) == 0
+    y, _ = sf.read(src, dtype="float32")
+    x_hat, _ = sf.read(tmp_path / "r.wav", dtype="float32")
+    reliable = np.abs(y) < 0.3
+    assert np.array_equal(x_hat[reliable], y[reliable]) and (np.abs(x_hat[~reliable]) >= 0.3 - 1e-6).all()
+
+
+def test_same_names_in_two_folders_do_not_collide(checkpoint, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        _clipped(tmp_path / "in" / folder, "x.wav")
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", checkpoint]) == 0
+    assert (tmp_path / "out/a/x.wav").exists() and (tmp_path / "out/b/x.wav").exists()
+
+
+def test_bad_arguments_and_models_give_one_line(checkpoint, tmp_path, capsys):
+    src = _clipped(tmp_path, "song.wav")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.wav"), "--model", str(garbage)]) == 2
+    assert "not a declip checkpoint" in capsys.readouterr().err
+    assert main(["restore", str(src), "-o", str(tmp_path / "o.flac"), "--model", checkpoint]) == 1
+    assert ".wav" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["restore", str(src), "-o", str(tmp_path / "o.wav"), "--model", checkpoint, "--batch-size", "0"])
+    assert not list(tmp_path.glob(".*.tmp"))

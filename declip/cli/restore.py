@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from declip.data.audio_files import AUDIO_EXTENSIONS
 from declip.errors import ConfigError
@@ -66,23 +67,28 @@ def run_restore(argv: list[str]) -> int:
     restored = 0
     inputs = {file.resolve() for file, _ in files}
     claimed: dict[Path, Path] = {}
-    for file, relative in files:
-        target = _output_for(relative, args.out, many)
-        try:
-            if target.resolve() in inputs:
-                raise ConfigError(f"the output {target} is an input file; choose another output folder")
-            if target.resolve() in claimed:
-                raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
-            claimed[target.resolve()] = file
-            account = restore_file(
-                file, target, model, threshold=None if args.threshold == "auto" else float(args.threshold),
-                chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
-                normalize=args.normalize, overwrite=args.overwrite,
-            )  # fmt: skip
-            print(f"{file} -> {target}: {account}")
-            restored += 1
-        except ConfigError as error:
-            failures.append((str(file), str(error)))
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as bar:
+        for file, relative in files:
+            target = _output_for(relative, args.out, many)
+            task = bar.add_task(file.name, total=None)
+            try:
+                if target.resolve() in inputs:
+                    raise ConfigError(f"the output {target} is an input file; choose another output folder")
+                if target.resolve() in claimed:
+                    raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
+                claimed[target.resolve()] = file
+                account = restore_file(
+                    file, target, model, threshold=None if args.threshold == "auto" else float(args.threshold),
+                    chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
+                    normalize=args.normalize, overwrite=args.overwrite,
+                    progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
+                )  # fmt: skip
+                bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
+                restored += 1
+            except ConfigError as error:
+                failures.append((str(file), str(error)))
+            bar.remove_task(task)
     print(f"restored {restored} file(s), {len(failures)} failed")
     for name, reason in failures:
         print(f"declip: error: {name}: {reason}", file=sys.stderr)

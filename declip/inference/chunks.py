@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -39,12 +40,20 @@ def chunk_plan(length: int, chunk: int, context: int, hop: int) -> list[tuple[in
 
 @torch.inference_mode()
 def restore_chunked(
-    model: Declipper, y: Tensor, physics: Clipping, chunk: int, context: int, hop: int = 1, batch_size: int = 8
+    model: Declipper,
+    y: Tensor,
+    physics: Clipping,
+    chunk: int,
+    context: int,
+    hop: int = 1,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """``model(y, physics)`` for ``y`` ``(items, channels, time)`` of any length, computed on windows
     of ``chunk + 2*context`` samples at most. When ``context`` covers the model's receptive field
     the result equals one pass up to float rounding. Windows of equal length run in batches of
     ``batch_size``; thresholds of ``physics`` are per item (``(items, channels, 1)`` or broadcastable).
+    ``progress(done, total)`` is called after each batch, counting windows.
     """
     items, _, length = y.shape
     high = physics.high.expand(items, y.shape[1], 1) if physics.high.dim() == 3 else physics.high
@@ -54,6 +63,7 @@ def restore_chunked(
     by_length: dict[int, list[tuple[int, int, int, int]]] = {}
     for window in plan:
         by_length.setdefault(window[1] - window[0], []).append(window)
+    done, total = 0, len(plan) * items
     for windows in by_length.values():
         jobs = [(item, w) for w in windows for item in range(items)]
         for first in range(0, len(jobs), batch_size):
@@ -65,6 +75,9 @@ def restore_chunked(
             restored = model(inp, physics_batch).to(out.device)
             for row, (item, (start, _, core_start, core_stop)) in enumerate(batch):
                 out[item, :, core_start:core_stop] = restored[row, :, core_start - start : core_stop - start]
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
     return out
 
 

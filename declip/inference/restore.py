@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def restore_array(
     threshold: float | None = None,
     chunk_seconds: float = 10.0,
     batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, RestoreReport]:
     """Restore ``audio`` ``(channels, frames)`` at ``sample_rate``; returns the restored audio (same
     shape and rate) and a report. The clip level is detected per channel and polarity unless
@@ -101,7 +103,7 @@ def restore_array(
         raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
     chunk = max(int(chunk_seconds * model.sample_rate), model.hop)
     estimate = restore_chunked(
-        model.model, items, Clipping(high, low), chunk, model.context, model.hop, batch_size
+        model.model, items, Clipping(high, low), chunk, model.context, model.hop, batch_size, progress
     ).reshape(y.shape)
     if sample_rate != model.sample_rate:
         estimate = AF.resample(estimate, model.sample_rate, sample_rate)[:, : audio.shape[1]]
@@ -123,6 +125,7 @@ def restore_file(
     subtype: str = "FLOAT",
     normalize: bool = False,
     overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -145,7 +148,7 @@ def restore_file(
     if audio.shape[0] == 0:
         raise ConfigError("the file holds no samples")
     restored, report = restore_array(
-        torch.from_numpy(audio.T.copy()), rate, model, threshold, chunk_seconds, batch_size
+        torch.from_numpy(audio.T.copy()), rate, model, threshold, chunk_seconds, batch_size, progress
     )
     out = restored.T.numpy()
     note = "" if report.clipped else "nothing clipped: copied unchanged; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -28,14 +29,6 @@ class ClipLevel:
         return bool(self.clipped_high.any() or self.clipped_low.any())
 
 
-def _plateau_runs(hit: Tensor) -> Tensor:
-    """Number of separate runs of two or more True samples along the last dimension, ``(channels,)``.
-    Single samples do not count: a periodic tone touches its peak once per period without clipping."""
-    pair = hit[..., 1:] & hit[..., :-1]
-    starts = pair & ~torch.nn.functional.pad(pair, (1, 0))[..., :-1]
-    return starts.sum(-1)
-
-
 def detect_clip_level(y: Tensor, min_plateaus: int = MIN_PLATEAUS, tolerance: float = RELATIVE_TOLERANCE) -> ClipLevel:
     """Saturation levels of ``y`` ``(channels, time)``, per channel and polarity.
 
@@ -47,16 +40,45 @@ def detect_clip_level(y: Tensor, min_plateaus: int = MIN_PLATEAUS, tolerance: fl
     ripple breaks the plateaus) can look unclipped; pass the level by hand then.
     """
     dtype = y.dtype if y.is_floating_point() else torch.float32
-    y = y.double()
+    return detect_clip_level_blocks(lambda: [y], min_plateaus, tolerance, dtype)
+
+
+def detect_clip_level_blocks(
+    blocks: Callable[[], Iterable[Tensor]],
+    min_plateaus: int = MIN_PLATEAUS,
+    tolerance: float = RELATIVE_TOLERANCE,
+    dtype: torch.dtype = torch.float32,
+) -> ClipLevel:
+    """:func:`detect_clip_level` over a signal given as consecutive blocks ``(channels, time)``;
+    ``blocks()`` must yield them afresh on each call (it is read twice), so memory stays bounded."""
+    top = bottom = None
+    for block in blocks():
+        block = block.double()
+        top = block.amax(-1) if top is None else torch.maximum(top, block.amax(-1))
+        bottom = block.amin(-1) if bottom is None else torch.minimum(bottom, block.amin(-1))
+    peaks = {"high": top, "low": -bottom}
+    state = {
+        name: {"runs": torch.zeros_like(top, dtype=torch.long), "level": torch.full_like(top, torch.inf),
+               "near": torch.zeros_like(top, dtype=torch.bool), "pair": torch.zeros_like(top, dtype=torch.bool)}
+        for name in peaks
+    }  # fmt: skip
+    for block in blocks():
+        block = block.double()
+        for name, sign in (("high", 1.0), ("low", -1.0)):
+            v, peak, st = sign * block, peaks[name], state[name]
+            near = v >= (peak - tolerance * peak.abs())[:, None]
+            st["level"] = torch.minimum(st["level"], torch.where(near, v, torch.inf).amin(-1))
+            extended = torch.cat([st["near"][:, None], near], -1)  # runs continue across blocks
+            pair = extended[:, 1:] & extended[:, :-1]
+            before = torch.cat([st["pair"][:, None], pair[:, :-1]], -1)
+            st["runs"] += (pair & ~before).sum(-1)
+            st["near"], st["pair"] = near[:, -1], pair[:, -1]
     out = {}
     for name, sign in (("high", 1.0), ("low", -1.0)):
-        v = sign * y
-        peak = v.amax(-1, keepdim=True)
-        near = v >= peak - tolerance * peak.abs()
-        clipped = (_plateau_runs(near) >= min_plateaus) & (peak[:, 0] > 0)
-        level = torch.where(near, v, torch.full_like(v, torch.inf)).amin(-1, keepdim=True)
+        peak, st = peaks[name], state[name]
+        clipped = (st["runs"] >= min_plateaus) & (peak > 0)
         beyond = peak.clamp(min=0) * (1 + 1e-3) + 1e-9  # just past the extreme: nothing counts as clipped
-        out[name] = sign * torch.where(clipped[:, None], level, beyond)
+        out[name] = (sign * torch.where(clipped, st["level"], beyond))[:, None]
         out[f"clipped_{name}"] = clipped
     # an unclipped polarity takes at least the other's magnitude, keeping the scale representative
     high = torch.where(out["clipped_high"][:, None], out["high"], torch.maximum(out["high"], -out["low"]))

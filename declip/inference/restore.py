@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from declip.errors import ConfigError
 from declip.inference.chunks import receptive_field, restore_chunked
-from declip.inference.detect import detect_clip_level
+from declip.inference.detect import detect_clip_level, detect_clip_level_blocks
 from declip.models import Declipper
 from declip.physics import Clipping
 
@@ -62,6 +63,34 @@ class RestoreReport:
     peak_out: float
 
 
+def _estimate(
+    y: Tensor,
+    rate: int,
+    model: LoadedModel,
+    physics: Clipping,
+    chunk_seconds: float,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Tensor:
+    """The model's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection."""
+    length = y.shape[1]
+    if rate != model.sample_rate:  # clamp again: resampling ripples the plateaus
+        y = physics(AF.resample(y, rate, model.sample_rate))
+    if model.channels == 1:  # a mono model restores each channel on its own
+        items, high, low = y[:, None], physics.high[:, None], physics.low[:, None]
+    elif model.channels == y.shape[0]:
+        items, high, low = y[None], physics.high[None], physics.low[None]
+    else:
+        raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
+    chunk = max(int(chunk_seconds * model.sample_rate), model.hop)
+    estimate = restore_chunked(
+        model.model, items, Clipping(high, low), chunk, model.context, model.hop, batch_size, progress
+    ).reshape(y.shape)
+    if rate != model.sample_rate:
+        estimate = AF.resample(estimate, model.sample_rate, rate)[:, :length]
+    return estimate.cpu()
+
+
 def restore_array(
     audio: Tensor,
     sample_rate: int,
@@ -92,27 +121,27 @@ def restore_array(
     if not clipped:
         report = RestoreReport(False, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(), 0.0, peak_in, peak_in)
         return audio.clone(), report
-    y = audio
-    if sample_rate != model.sample_rate:  # clamp again: resampling ripples the plateaus
-        y = physics(AF.resample(audio, sample_rate, model.sample_rate))
-    if model.channels == 1:  # a mono model restores each channel on its own
-        items, high, low = y[:, None], physics.high[:, None], physics.low[:, None]
-    elif model.channels == y.shape[0]:
-        items, high, low = y[None], physics.high[None], physics.low[None]
-    else:
-        raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
-    chunk = max(int(chunk_seconds * model.sample_rate), model.hop)
-    estimate = restore_chunked(
-        model.model, items, Clipping(high, low), chunk, model.context, model.hop, batch_size, progress
-    ).reshape(y.shape)
-    if sample_rate != model.sample_rate:
-        estimate = AF.resample(estimate, model.sample_rate, sample_rate)[:, : audio.shape[1]]
-    restored = physics.project(estimate.cpu(), audio)
+    estimate = _estimate(audio, sample_rate, model, physics, chunk_seconds, batch_size, progress)
+    restored = physics.project(estimate, audio)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
         float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()),
     )  # fmt: skip
     return restored, report
+
+
+BLOCK_SECONDS = 30.0
+
+
+def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tuple[Clipping, bool | None]:
+    """The clipping operator: detected from ``blocks`` (read twice), or at ``threshold`` for every
+    channel (samples within 1e-5 of it count as at it: integer formats store 0.3 as 0.29999...)."""
+    if threshold is None:
+        level = detect_clip_level_blocks(blocks)
+        return Clipping(level.high, level.low), level.any
+    if threshold <= 0:
+        raise ConfigError(f"threshold must be positive; got {threshold}")
+    return Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
 
 
 def restore_file(
@@ -126,12 +155,16 @@ def restore_file(
     normalize: bool = False,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    block_seconds: float = BLOCK_SECONDS,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
-    Never writes over ``file`` or, without ``overwrite``, over an existing ``target``; writes a
-    temporary file and renames it. ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full
-    scale needs ``normalize`` (scale down, reported). Raises ``ConfigError`` on bad input."""
+    Streams: the file is read in blocks of ``block_seconds`` (plus the model's context on each side)
+    and written block by block, so memory does not grow with the file's length. When the file's
+    rate is the model's, the result equals a one-pass restoration. Never writes over ``file`` or,
+    without ``overwrite``, over an existing ``target``; writes temporary files and renames.
+    ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full scale needs ``normalize``
+    (scale down, reported). Raises ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
     if subtype not in SUBTYPES:
         raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
@@ -142,37 +175,80 @@ def restore_file(
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
     try:
-        audio, rate = sf.read(file, dtype="float32", always_2d=True)
+        info = sf.info(file)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise ConfigError(f"unreadable audio ({error})") from error
-    if audio.shape[0] == 0:
+    if info.frames <= 0:
         raise ConfigError("the file holds no samples")
-    restored, report = restore_array(
-        torch.from_numpy(audio.T.copy()), rate, model, threshold, chunk_seconds, batch_size, progress
-    )
-    out = restored.T.numpy()
-    note = "" if report.clipped else "nothing clipped: copied unchanged; "
-    peak = float(np.abs(out).max())
-    if subtype != "FLOAT" and peak > 1.0:
-        if not normalize:
-            raise ConfigError(
-                f"restored peaks reach {peak:.3f}, above full scale for {subtype}: "
-                "keep --subtype FLOAT (the default) or add --normalize"
-            )
-        out = out * (0.999 / peak)
-        note += f"scaled by {20 * np.log10(0.999 / peak):.2f} dB to fit {subtype}; "
+    rate, channels, frames = info.samplerate, info.channels, info.frames
+    align = model.hop if rate == model.sample_rate else 1
+    block = math.ceil(block_seconds * rate / align) * align
+    margin = math.ceil(((model.context + model.hop) * rate / model.sample_rate + 64) / align) * align
+
+    def blocks():
+        with sf.SoundFile(file) as f:
+            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                chunk = torch.from_numpy(data.T.copy())
+                if not torch.isfinite(chunk).all():
+                    raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
+                yield chunk
+
+    try:
+        physics, detected = _physics_for(threshold, channels, blocks)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise ConfigError(f"unreadable audio ({error})") from error
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.float.tmp")
+    clipped_count, peak_in, peak = 0, 0.0, 0.0
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(tmp, out, rate, subtype=subtype, format="WAV")
-        os.replace(tmp, target)
+        starts = range(0, frames, block)
+        with sf.SoundFile(file) as source, sf.SoundFile(scratch, "w", rate, channels, "FLOAT", format="WAV") as out:
+            for number, start in enumerate(starts):
+                stop = min(start + block, frames)
+                first, last = max(start - margin, 0), min(stop + margin, frames)
+                source.seek(first)
+                window = torch.from_numpy(source.read(last - first, dtype="float32", always_2d=True).T.copy())
+                y = window[:, start - first : stop - first]
+                if not torch.isfinite(window).all():
+                    raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
+                count = int(physics.masks(y).clipped.sum())
+                restored = y
+                if count and detected is not False:
+                    estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size)
+                    restored = physics.project(estimate[:, start - first : stop - first], y)
+                clipped_count += count
+                peak_in = max(peak_in, float(y.abs().max()))
+                peak = max(peak, float(restored.abs().max()))
+                out.write(restored.T.numpy())
+                if progress is not None:
+                    progress(number + 1, len(starts))
+        note = "" if clipped_count else "nothing clipped: copied unchanged; "
+        if subtype == "FLOAT":
+            os.replace(scratch, target)
+        else:
+            gain = 1.0
+            if peak > 1.0:
+                if not normalize:
+                    raise ConfigError(
+                        f"restored peaks reach {peak:.3f}, above full scale for {subtype}: "
+                        "keep --subtype FLOAT (the default) or add --normalize"
+                    )
+                gain = 0.999 / peak
+                note += f"scaled by {20 * np.log10(gain):.2f} dB to fit {subtype}; "
+            with sf.SoundFile(scratch) as f, sf.SoundFile(tmp, "w", rate, channels, subtype, format="WAV") as out:
+                for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                    out.write(data * gain)
+            os.replace(tmp, target)
+            peak *= gain
     except (OSError, sf.LibsndfileError) as error:
         raise ConfigError(f"cannot write {target} ({error})") from error
     finally:
         tmp.unlink(missing_ok=True)
-    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(report.high, report.low))
-    share = 100 * report.clipped_fraction
-    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {report.peak_in:.3f} -> {peak:.3f}"
+        scratch.unlink(missing_ok=True)
+    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
+    share = 100 * clipped_count / (frames * channels)
+    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
 
 
 def restore(

@@ -1,0 +1,58 @@
+"""Score music checkpoints on the corpus's held-out test tracks (fixed segments, 7 clip levels).
+
+    python benchmarks/music_eval.py --root data/music \\
+        --run mc+ei=configs/music.yaml:RUN_DIR/checkpoints/last.ckpt \\
+        --run supervised=configs/music-supervised.yaml:OTHER_DIR/checkpoints/last.ckpt
+
+Each ``--run`` is ``NAME=CONFIG:CHECKPOINT``. The test set comes from the config's data section
+(``test_items`` fixed segments of the test split, each clipped at 1, 3, 5, 7, 10, 15, 20 dB).
+Prints a markdown table of mean ΔSDR per input SDR and the training step of each checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+
+from declip.config import instantiate
+from declip.training import DeclipModule
+
+LEVELS = [1, 3, 5, 7, 10, 15, 20]
+
+
+def score(config: Path, checkpoint: Path, root: str) -> dict[str, float]:
+    data_config = yaml.safe_load(config.read_text())["data"]
+    data_config["init_args"]["corpus"]["init_args"]["root"] = root
+    data = instantiate(data_config)
+    module = DeclipModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    (metrics,) = trainer.test(module, datamodule=data, verbose=False)
+    out = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
+    out["step"] = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="data/music")
+    parser.add_argument("--run", action="append", required=True, help="NAME=CONFIG:CHECKPOINT")
+    args = parser.parse_args()
+    rows = []
+    for run in args.run:
+        name, _, rest = run.partition("=")
+        config, _, checkpoint = rest.partition(":")
+        r = score(Path(config), Path(checkpoint), args.root)
+        cells = " | ".join(f"{r[f'delta_sdr@{v}dB']:.2f}" for v in LEVELS)
+        rows.append(f"| {name} | {r['step']} | {cells} | {r['delta_sdr']:.2f} |")
+        print(rows[-1], flush=True)
+    print("\n| model | steps | " + " | ".join(f"{v} dB" for v in LEVELS) + " | mean |")
+    print("|---" * (len(LEVELS) + 3) + "|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from declip.errors import ConfigError
 from declip.inference.chunks import receptive_field, restore_chunked
-from declip.inference.detect import detect_clip_level, detect_clip_level_blocks
+from declip.inference.detect import detect_clip_level_blocks
 from declip.models import Declipper
 from declip.physics import Clipping
 
@@ -107,16 +107,8 @@ def restore_array(
     audio = audio.float()
     if not torch.isfinite(audio).all():
         raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
-    if threshold is None:
-        level = detect_clip_level(audio)
-        physics, clipped = Clipping(level.high, level.low), level.any
-    else:
-        if threshold <= 0:
-            raise ConfigError(f"threshold must be positive; got {threshold}")
-        # samples within 1e-5 of the level count as at it: integer formats store 0.3 as 0.29999...
-        level = float(threshold) * (1 - 1e-5)
-        physics = Clipping(torch.full((audio.shape[0], 1), level))
-        clipped = bool(physics.masks(audio).clipped.any())
+    physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
+    clipped = bool(physics.masks(audio).clipped.any()) if detected is None else detected
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
     if not clipped:
         report = RestoreReport(False, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(), 0.0, peak_in, peak_in)

@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 from declip.physics import Clipping, sdr, threshold_for_sdr  # noqa: E402
 
-__all__ = ["Clipping", "__version__", "restore", "sdr", "threshold_for_sdr"]
+__all__ = ["Clipping", "__version__", "load_model", "restore", "sdr", "threshold_for_sdr"]
 
 
 def restore(*args, **kwargs):
@@ -13,3 +13,11 @@ def restore(*args, **kwargs):
     from declip.inference.restore import restore as _restore
 
     return _restore(*args, **kwargs)
+
+
+def load_model(ref, device: str = "cpu"):
+    """Load a declipper by zoo name, Hub repo ``ORG/NAME[@REVISION]``, model folder or ``.ckpt``;
+    see :func:`declip.zoo.load.load_model`."""
+    from declip.zoo.load import load_model as _load_model
+
+    return _load_model(ref, device)

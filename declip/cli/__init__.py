@@ -15,7 +15,8 @@ commands:
   test       score a checkpoint on the test set
   predict    run a checkpoint on the predict set
   data       build training corpora: declip data build music|stems --out DIR
-  restore    restore clipped recordings: declip restore INPUT... -o OUT --model CKPT
+  restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF]
+  zoo        released models: declip zoo list|download|export|push
 
 Each command takes --help."""
 
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.restore import run_restore
 
             return run_restore(args[1:])
+        elif command == "zoo":
+            from declip.cli.zoo import run_zoo
+
+            return run_zoo(args[1:])
         elif command == "data":
             from declip.cli.data import run_data
 

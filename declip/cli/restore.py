@@ -1,4 +1,4 @@
-"""``declip restore INPUT... -o OUT --model CKPT``: restore clipped recordings, file by file."""
+"""``declip restore INPUT... -o OUT [--model REF] [--method model|aspade]``: restore clipped recordings."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from declip.data.audio_files import AUDIO_EXTENSIONS
 from declip.errors import ConfigError
-from declip.inference import LoadedModel
 from declip.inference.restore import SUBTYPES, restore_file
+from declip.zoo.registry import DEFAULT_MODEL
 
 
 def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
@@ -40,11 +40,28 @@ def _output_for(relative: Path, out: str, many: bool) -> Path:
     return Path(out)
 
 
+def _method(method: str, model: str, device: str):
+    if method == "aspade":
+        from declip.inference.methods import ASPADEMethod
+
+        return ASPADEMethod(device=device)
+    from declip.zoo import load_model
+
+    return load_model(model, device=device)
+
+
 def run_restore(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="declip restore", description="Restore clipped recordings.")
     parser.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
     parser.add_argument("-o", "--out", required=True, help="output folder, or a file for a single input")
-    parser.add_argument("--model", required=True, help="a checkpoint written by declip fit (.ckpt)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help=f"zoo name, ORG/NAME[@REVISION] on the Hub, model folder or .ckpt (default: {DEFAULT_MODEL})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--method", default="model", choices=("model", "aspade"),
+        help="model: a trained declipper (--model); aspade: the A-SPADE baseline (slow, no training)",
+    )  # fmt: skip
     parser.add_argument("--threshold", default="auto", help="clip level: auto (detected) or a value")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
@@ -61,7 +78,7 @@ def run_restore(argv: list[str]) -> int:
         except ValueError:
             parser.error(f"--threshold must be 'auto' or a number; got {args.threshold!r}")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    model = LoadedModel.from_checkpoint(args.model, device="cpu" if device == "cpu" else device)
+    model = _method(args.method, args.model, device)
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
     restored = 0

@@ -25,6 +25,9 @@ def receptive_field(model: Declipper, channels: int, probe: int = 1 << 16) -> in
     return int(max(probe // 2 - reach.min(), reach.max() - probe // 2)) if len(reach) else 0
 
 
+SKIP_MARGIN = 64
+
+
 def chunk_plan(length: int, chunk: int, context: int, hop: int) -> list[tuple[int, int, int, int]]:
     """``(start, stop, core_start, core_stop)`` windows: cores of ``chunk`` samples tile ``[0, length)``,
     each window adds ``context`` on both sides (cut at the signal's edges); all are multiples of
@@ -48,17 +51,26 @@ def restore_chunked(
     hop: int = 1,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    skip_unclipped: bool = False,
 ) -> Tensor:
     """``model(y, physics)`` for ``y`` ``(items, channels, time)`` of any length, computed on windows
     of ``chunk + 2*context`` samples at most. When ``context`` covers the model's receptive field
     the result equals one pass up to float rounding. Windows of equal length run in batches of
     ``batch_size``; thresholds of ``physics`` are per item (``(items, channels, 1)`` or broadcastable).
     ``progress(done, total)`` is called after each batch, counting windows.
+
+    With ``skip_unclipped`` windows whose core holds no clipped sample (within ``SKIP_MARGIN``) are
+    not computed: their core is ``y`` itself, which is what the projection onto the clipping set
+    gives there anyway.
     """
     items, _, length = y.shape
     high = physics.high.expand(items, y.shape[1], 1) if physics.high.dim() == 3 else physics.high
     low = physics.low.expand(items, y.shape[1], 1) if physics.low.dim() == 3 else physics.low
-    out = torch.empty_like(y)
+    out = y.clone() if skip_unclipped else torch.empty_like(y)
+    clipped = None
+    if skip_unclipped:  # widened a little: resampling to the model's rate moves plateau edges
+        mask = Clipping(high, low).masks(y).clipped.any(1, keepdim=True).float()
+        clipped = torch.nn.functional.max_pool1d(mask, 2 * SKIP_MARGIN + 1, 1, SKIP_MARGIN)[:, 0] > 0
     plan = chunk_plan(length, chunk, context, hop)
     by_length: dict[int, list[tuple[int, int, int, int]]] = {}
     for window in plan:
@@ -66,6 +78,10 @@ def restore_chunked(
     done, total = 0, len(plan) * items
     for windows in by_length.values():
         jobs = [(item, w) for w in windows for item in range(items)]
+        if clipped is not None:
+            done += len(jobs)
+            jobs = [(item, w) for item, w in jobs if clipped[item, w[2] : w[3]].any()]
+            done -= len(jobs)
         for first in range(0, len(jobs), batch_size):
             batch = jobs[first : first + batch_size]
             device = next(model.parameters(), torch.empty(0)).device

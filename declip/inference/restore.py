@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
 from declip.models import Declipper
 from declip.physics import Clipping
+from declip.zoo.registry import DEFAULT_MODEL
 
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 
@@ -32,6 +33,7 @@ class LoadedModel:
     channels: int
     hop: int
     context: int
+    info: dict = field(default_factory=dict)  # config.json of a released model: regime, scores, ...
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LoadedModel:
@@ -44,13 +46,25 @@ class LoadedModel:
             module = DeclipModule.load_from_checkpoint(path, map_location=device)
         except Exception as error:  # torch.load and Lightning raise many kinds for a foreign or broken file
             raise ConfigError(f"{path}: not a declip checkpoint ({type(error).__name__}: {error})") from error
-        return cls.from_module_model(module.model.eval(), module.hparams.sample_rate, module.channels)
+        info = {"regime": module.regime, "checkpoint": str(path)}
+        return cls.from_module_model(module.model.eval(), module.hparams.sample_rate, module.channels, info)
 
     @classmethod
-    def from_module_model(cls, model: Declipper, sample_rate: int, channels: int) -> LoadedModel:
+    def from_module_model(
+        cls, model: Declipper, sample_rate: int, channels: int, info: dict | None = None
+    ) -> LoadedModel:
         hop = getattr(model.backbone, "hop", 1)
         context = receptive_field(model, channels) + hop
-        return cls(model, sample_rate, channels, hop, context)
+        return cls(model, sample_rate, channels, hop, context, dict(info or {}))
+
+    def estimate(
+        self, items: Tensor, physics: Clipping, chunk: int, batch_size: int, progress: Callable | None = None
+    ) -> Tensor:
+        """The network's output for ``items`` ``(n, channels, time)`` at the model's rate, in chunks."""
+        return restore_chunked(
+            self.model, items, physics, chunk, self.context, self.hop, batch_size, progress,
+            skip_unclipped=True,  # the projection keeps y wherever nothing is clipped
+        )  # fmt: skip
 
 
 @dataclass
@@ -72,22 +86,21 @@ def _estimate(
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
-    """The model's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection."""
+    """The method's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection."""
     length = y.shape[1]
-    if rate != model.sample_rate:  # clamp again: resampling ripples the plateaus
-        y = physics(AF.resample(y, rate, model.sample_rate))
+    model_rate = model.sample_rate or rate  # None: the method works at any rate
+    if rate != model_rate:  # clamp again: resampling ripples the plateaus
+        y = physics(AF.resample(y, rate, model_rate))
     if model.channels == 1:  # a mono model restores each channel on its own
         items, high, low = y[:, None], physics.high[:, None], physics.low[:, None]
     elif model.channels == y.shape[0]:
         items, high, low = y[None], physics.high[None], physics.low[None]
     else:
         raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
-    chunk = max(int(chunk_seconds * model.sample_rate), model.hop)
-    estimate = restore_chunked(
-        model.model, items, Clipping(high, low), chunk, model.context, model.hop, batch_size, progress
-    ).reshape(y.shape)
-    if rate != model.sample_rate:
-        estimate = AF.resample(estimate, model.sample_rate, rate)[:, :length]
+    chunk = max(int(chunk_seconds * model_rate), model.hop)
+    estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress).reshape(y.shape)
+    if rate != model_rate:
+        estimate = AF.resample(estimate, model_rate, rate)[:, :length]
     return estimate.cpu()
 
 
@@ -173,9 +186,10 @@ def restore_file(
     if info.frames <= 0:
         raise ConfigError("the file holds no samples")
     rate, channels, frames = info.samplerate, info.channels, info.frames
-    align = model.hop if rate == model.sample_rate else 1
+    model_rate = model.sample_rate or rate
+    align = model.hop if rate == model_rate else 1
     block = math.ceil(block_seconds * rate / align) * align
-    margin = math.ceil(((model.context + model.hop) * rate / model.sample_rate + 64) / align) * align
+    margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
 
     def blocks():
         with sf.SoundFile(file) as f:
@@ -245,7 +259,7 @@ def restore_file(
 
 def restore(
     audio: str | Path | np.ndarray | Tensor,
-    model: str | Path | LoadedModel,
+    model: str | Path | LoadedModel = DEFAULT_MODEL,
     sample_rate: int | None = None,
     output: str | Path | None = None,
     threshold: float | None = None,
@@ -258,10 +272,13 @@ def restore(
     - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
       line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``).
 
-    ``model`` is a loaded model or a checkpoint path; ``threshold`` ``None`` detects the clip level.
+    ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
+    ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.
     """
     if not isinstance(model, LoadedModel):
-        model = LoadedModel.from_checkpoint(model)
+        from declip.zoo import load_model
+
+        model = load_model(model)
     if isinstance(audio, (str, Path)):
         if output is None:
             raise ConfigError("restoring a file needs an output path")

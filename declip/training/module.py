@@ -45,6 +45,8 @@ class DeclipModule(L.LightningModule):
         losses: one loss or a list, summed (e.g. ``[MCLoss(), EILoss(weight=λ)]``).
         consistent_output: make every estimate consistent by construction (see :class:`Declipper`).
         lr: Adam learning rate.
+        lr_schedule: ``"constant"``, or ``"cosine"``: decay to ``lr / 100`` over the trainer's
+            ``max_steps`` (the synthetic and music runs drift after their peak at a constant rate).
         sample_rate: rate of the audio the model is trained for (Hz); travels with checkpoints.
         levels: input SDRs (dB) of the metric buckets.
     """
@@ -55,10 +57,13 @@ class DeclipModule(L.LightningModule):
         losses: Loss | list[Loss],
         consistent_output: bool = False,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         sample_rate: int = 44100,
         levels: Sequence[float] = DEFAULT_LEVELS,
     ) -> None:
         super().__init__()
+        if lr_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"lr_schedule must be 'constant' or 'cosine'; got {lr_schedule!r}")
         backbone = instantiate(backbone)
         losses = [instantiate(loss) for loss in (losses if isinstance(losses, (list, tuple)) else [losses])]
         self.save_hyperparameters(ignore=["backbone", "losses"])
@@ -146,4 +151,11 @@ class DeclipModule(L.LightningModule):
         return physics.project(self.model(batch["y"], physics), batch["y"])
 
     def configure_optimizers(self) -> Any:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if self.hparams.get("lr_schedule", "constant") == "constant":
+            return optimizer
+        steps = self.trainer.max_steps
+        if steps is None or steps < 1:
+            raise ConfigError("lr_schedule 'cosine' needs trainer.max_steps (the length of the decay)")
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps, eta_min=self.hparams.lr / 100)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -45,3 +45,31 @@ def test_receptive_field_of_a_convolutional_model_is_finite():
     model = Declipper(UNet(channels=1, widths=(8, 16), kernel_size=5))
     field = receptive_field(model, 1, probe=4096)
     assert 4 < field < 200
+
+
+class Counting(torch.nn.Module):
+    """Wraps a declipper and counts the windows it is run on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.windows = model, 0
+
+    def forward(self, y, physics):
+        self.windows += y.shape[0]
+        return self.model(y, physics)
+
+
+def test_skipping_unclipped_windows_changes_nothing_after_the_projection():
+    torch.manual_seed(0)
+    model = Counting(Declipper(UNet(channels=1, widths=(8, 16), stem_stride=2)).eval())
+    x = torch.from_numpy(music(1.0, 16000, 1, 4).T.copy())[:, None] * 0.2
+    x[..., 7000:9000] *= 5  # one loud passage: the only clipped one
+    physics = Clipping(torch.tensor(0.5))
+    y = physics(x)
+    hop, context = 4, receptive_field(model.model, 1) + 4
+    full = restore_chunked(model, y, physics, chunk=1000, context=context, hop=hop)
+    computed = model.windows
+    model.windows = 0
+    skipped = restore_chunked(model, y, physics, chunk=1000, context=context, hop=hop, skip_unclipped=True)
+    assert 0 < model.windows <= 4 < computed == 16
+    assert torch.equal(physics.project(skipped, y), physics.project(full, y))

@@ -12,6 +12,7 @@ Prints a markdown table of mean ΔSDR per input SDR and the training step of eac
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import lightning as L
@@ -40,18 +41,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data/music")
     parser.add_argument("--run", action="append", required=True, help="NAME=CONFIG:CHECKPOINT")
+    parser.add_argument("--json", type=Path, help="write {name: {input SDR: mean ΔSDR, mean: ...}} here")
     args = parser.parse_args()
-    rows = []
+    rows, results = [], {}
     for run in args.run:
         name, _, rest = run.partition("=")
         config, _, checkpoint = rest.partition(":")
         r = score(Path(config), Path(checkpoint), args.root)
         cells = " | ".join(f"{r[f'delta_sdr@{v}dB']:.2f}" for v in LEVELS)
         rows.append(f"| {name} | {r['step']} | {cells} | {r['delta_sdr']:.2f} |")
+        results[name] = {str(v): round(r[f"delta_sdr@{v}dB"], 2) for v in LEVELS} | {"mean": round(r["delta_sdr"], 2)}
         print(rows[-1], flush=True)
     print("\n| model | steps | " + " | ".join(f"{v} dB" for v in LEVELS) + " | mean |")
     print("|---" * (len(LEVELS) + 3) + "|")
     print("\n".join(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Speed and peak memory of ``declip restore`` on stereo 44.1 kHz audio of several lengths.
 
-    python benchmarks/restore_speed.py --model CKPT --minutes 1 10 60 [--source FILE]
+    python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
+        [--source FILE] [--input-sdr 5] [--device cpu|cuda]
 
-The audio is a real recording (``--source``, looped to length) or tones, clipped at 5 dB input
-SDR and written to a temporary FLAC by this process; each length is then restored to a WAV with
-:func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone.
+The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
+dB and written to a temporary FLAC by this process; each length is then restored to a WAV with
+:func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone. ``--model``
+takes any reference ``declip restore`` takes (default: the zoo's default model).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from declip.zoo.registry import DEFAULT_MODEL
 
-def make_input(path: Path, minutes: float, source: str | None) -> float:
-    """Write ``minutes`` of stereo 44.1 kHz audio clipped at 5 dB input SDR; returns its seconds."""
+
+def make_input(path: Path, minutes: float, source: str | None, input_sdr: float) -> float:
+    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB; returns its seconds."""
     import torch
 
     from declip.physics import threshold_for_sdr
@@ -36,7 +40,7 @@ def make_input(path: Path, minutes: float, source: str | None) -> float:
     else:
         t = np.arange(rate * 10) / rate
         base = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32) * 0.5
-    theta = float(threshold_for_sdr(torch.from_numpy(base[: rate * 30].T.copy())[None], 5.0)[0])
+    theta = float(threshold_for_sdr(torch.from_numpy(base[: rate * 30].T.copy())[None], input_sdr)[0])
     reps = -(-int(minutes * 60 * rate) // len(base))
     with sf.SoundFile(path, "w", rate, 2, subtype="PCM_24") as f:
         for _ in range(reps):
@@ -44,12 +48,12 @@ def make_input(path: Path, minutes: float, source: str | None) -> float:
     return reps * len(base) / rate
 
 
-def one_run(model: str, source: Path, chunk_seconds: float) -> dict:
+def one_run(model: str, method: str, device: str, source: Path, chunk_seconds: float) -> dict:
     """Restore ``source`` in this (fresh) process; its peak memory is the restore's alone."""
     import declip
-    from declip.inference import LoadedModel
+    from declip.cli.restore import _method
 
-    loaded = LoadedModel.from_checkpoint(model)
+    loaded = _method(method, model, device)
     start = time.perf_counter()
     declip.restore(source, loaded, output=source.with_suffix(".out.wav"), chunk_seconds=chunk_seconds)
     seconds = time.perf_counter() - start
@@ -59,22 +63,26 @@ def one_run(model: str, source: Path, chunk_seconds: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--method", default="model", choices=("model", "aspade"))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0])
     parser.add_argument("--source", default=None)
+    parser.add_argument("--input-sdr", type=float, default=5.0)
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one_run(args.model, args.one, args.chunk_seconds)))
+        print(json.dumps(one_run(args.model, args.method, args.device, args.one, args.chunk_seconds)))
         return
     print("| audio (min) | wall (s) | real-time factor | peak memory (MB) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             path = Path(tmp) / f"clipped-{minutes:g}min.flac"
-            seconds = make_input(path, minutes, args.source)
+            seconds = make_input(path, minutes, args.source, args.input_sdr)
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
+            command += ["--method", args.method, "--device", args.device]
             command += ["--chunk-seconds", str(args.chunk_seconds)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])

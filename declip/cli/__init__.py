@@ -17,6 +17,7 @@ commands:
   data       build training corpora: declip data build music|stems --out DIR
   restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF]
   zoo        released models: declip zoo list|download|export|push
+  bench      benchmarks: declip bench sqam --data DIR --model REF [--method aspade]
 
 Each command takes --help."""
 
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.restore import run_restore
 
             return run_restore(args[1:])
+        elif command == "bench":
+            from declip.cli.bench import run_bench
+
+            return run_bench(args[1:])
         elif command == "zoo":
             from declip.cli.zoo import run_zoo
 

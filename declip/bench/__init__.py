@@ -1,0 +1,1 @@
+"""Benchmarks users run from the command line (``declip bench``)."""

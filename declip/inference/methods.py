@@ -1,0 +1,45 @@
+"""Restoration methods other than a trained network, behind the interface ``restore_file`` uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from declip.baselines import ASPADE
+from declip.physics import Clipping
+
+SETTINGS = ASPADE(batch_frames=64)  # the survey's settings
+
+
+@dataclass
+class ASPADEMethod:
+    """The A-SPADE baseline (``declip restore --method aspade``): any rate, each channel on its own.
+
+    ``context`` is one window, so streaming blocks see every frame that touches them; frames run
+    ``batch_frames`` at a time (64 frames of 8192 samples: about 100 MB)."""
+
+    device: str = "cpu"
+    settings: ASPADE = field(default_factory=lambda: SETTINGS)
+    sample_rate: int | None = None  # works at the file's own rate
+    channels: int = 1
+    info: dict = field(default_factory=lambda: {"regime": "aspade"})
+
+    @property
+    def hop(self) -> int:
+        return self.settings.hop
+
+    @property
+    def context(self) -> int:
+        return self.settings.window
+
+    def estimate(
+        self, items: Tensor, physics: Clipping, chunk: int, batch_size: int, progress: Callable | None = None
+    ) -> Tensor:
+        """A-SPADE's estimate of ``items`` ``(n, channels, time)`` (``chunk`` and ``batch_size`` unused)."""
+        device = self.device
+        estimate = self.settings(items.to(device), Clipping(physics.high.to(device), physics.low.to(device)))
+        if progress is not None:
+            progress(1, 1)
+        return estimate.cpu()

@@ -1,0 +1,5 @@
+"""Classical declipping baselines to compare trained models against."""
+
+from declip.baselines.aspade import ASPADE, aspade
+
+__all__ = ["ASPADE", "aspade"]

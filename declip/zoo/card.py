@@ -69,6 +69,7 @@ declip restore clipped.wav -o restored.wav --model {name}
 
 ```python
 import declip
+
 model = declip.load_model("{name}")
 restored = declip.restore(audio, model, sample_rate=rate)  # audio: (frames, channels) array
 ```

@@ -94,3 +94,21 @@ def test_zoo_cli_lists_and_exports(checkpoint, zoo, tmp_path, capsys):
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(["zoo", "download", "tiny"]) == 2
     assert "not published on the Hub" in capsys.readouterr().err
+
+
+def test_the_default_model_ships_in_the_repository_and_restores_offline(tmp_path, capsys):
+    from declip.zoo import DEFAULT_MODEL, entry
+
+    item = entry(DEFAULT_MODEL)
+    assert sha256(item.folder / "model.safetensors") == item.sha256  # what the loader checks
+    model = load_model(DEFAULT_MODEL)
+    assert model.info["regime"] == "mc+ei" and model.sample_rate == 44100
+    t = torch.arange(22050) / 44100
+    x = 0.8 * torch.sin(2 * torch.pi * 220 * t) * torch.sin(2 * torch.pi * 3 * t)
+    import soundfile as sf
+
+    sf.write(tmp_path / "in.wav", x.clamp(-0.3, 0.3).numpy(), 44100, subtype="FLOAT")
+    assert main(["restore", str(tmp_path / "in.wav"), "-o", str(tmp_path / "out.wav")]) == 0  # no --model
+    restored = torch.from_numpy(sf.read(tmp_path / "out.wav", dtype="float32")[0])
+    y = x.clamp(-0.3, 0.3)
+    assert (restored - x).norm() < (y - x).norm()  # closer to the unclipped signal than the input

@@ -1,7 +1,7 @@
 """Speed and peak memory of ``declip restore`` on stereo 44.1 kHz audio of several lengths.
 
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
-        [--source FILE] [--input-sdr 5] [--device cpu|cuda]
+        [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16]
 
 The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
 dB and written to a temporary FLAC by this process; each length is then restored to a WAV with
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from declip.inference.restore import CHUNK_SECONDS
 from declip.zoo.registry import DEFAULT_MODEL
 
 
@@ -48,17 +49,17 @@ def make_input(path: Path, minutes: float, source: str | None, input_sdr: float)
     return reps * len(base) / rate
 
 
-def one_run(model: str, method: str, device: str, source: Path, chunk_seconds: float) -> dict:
+def one_run(model: str, method: str, device: str, precision: str, source: Path, chunk_seconds: float) -> dict:
     """Restore ``source`` in this (fresh) process; its peak memory is the restore's alone."""
     import declip
     from declip.cli.restore import _method
 
-    loaded = _method(method, model, device)
+    loaded = _method(method, model, device, precision)
     start = time.perf_counter()
     declip.restore(source, loaded, output=source.with_suffix(".out.wav"), chunk_seconds=chunk_seconds)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak_mb}
+    return {"seconds": seconds, "peak_mb": peak_mb, "precision": getattr(loaded, "precision", "fp32")}
 
 
 def main() -> None:
@@ -66,28 +67,30 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--method", default="model", choices=("model", "aspade"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0])
     parser.add_argument("--source", default=None)
     parser.add_argument("--input-sdr", type=float, default=5.0)
-    parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS)
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one_run(args.model, args.method, args.device, args.one, args.chunk_seconds)))
+        print(json.dumps(one_run(args.model, args.method, args.device, args.precision, args.one, args.chunk_seconds)))
         return
-    print("| audio (min) | wall (s) | real-time factor | peak memory (MB) |")
-    print("|---|---|---|---|")
+    print("| audio (min) | precision | wall (s) | real-time factor | peak memory (MB) |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             path = Path(tmp) / f"clipped-{minutes:g}min.flac"
             seconds = make_input(path, minutes, args.source, args.input_sdr)
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
-            command += ["--method", args.method, "--device", args.device]
+            command += ["--method", args.method, "--device", args.device, "--precision", args.precision]
             command += ["--chunk-seconds", str(args.chunk_seconds)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])
             rtf = seconds / r["seconds"]
-            print(f"| {seconds / 60:.1f} | {r['seconds']:.1f} | {rtf:.1f}x | {r['peak_mb']:.0f} |", flush=True)
+            row = f"| {seconds / 60:.1f} | {r['precision']} | {r['seconds']:.1f} | {rtf:.1f}x | {r['peak_mb']:.0f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

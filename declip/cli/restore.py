@@ -12,7 +12,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from declip.data.audio_files import AUDIO_EXTENSIONS
 from declip.errors import ConfigError
-from declip.inference.restore import SUBTYPES, restore_file
+from declip.inference.precision import PRECISIONS
+from declip.inference.restore import BATCH_SIZE, CHUNK_SECONDS, SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
 
 
@@ -40,14 +41,14 @@ def _output_for(relative: Path, out: str, many: bool) -> Path:
     return Path(out)
 
 
-def _method(method: str, model: str, device: str):
+def _method(method: str, model: str, device: str, precision: str = "auto"):
     if method == "aspade":
         from declip.inference.methods import ASPADEMethod
 
         return ASPADEMethod(device=device)
     from declip.zoo import load_model
 
-    return load_model(model, device=device)
+    return load_model(model, device=device, precision=precision)
 
 
 def run_restore(argv: list[str]) -> int:
@@ -64,8 +65,12 @@ def run_restore(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument("--threshold", default="auto", help="clip level: auto (detected) or a value")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--chunk-seconds", type=float, default=10.0)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISIONS,
+        help="auto: bfloat16 where the device runs it natively and the model agrees with float32, else float32",
+    )  # fmt: skip
+    parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="network window (s)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="windows per network call")
     parser.add_argument("--subtype", default="FLOAT", choices=SUBTYPES, help="output WAV sample format")
     parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -78,7 +83,7 @@ def run_restore(argv: list[str]) -> int:
         except ValueError:
             parser.error(f"--threshold must be 'auto' or a number; got {args.threshold!r}")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
-    model = _method(args.method, args.model, device)
+    model = _method(args.method, args.model, device, args.precision)
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
     restored = 0

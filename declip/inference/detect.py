@@ -53,21 +53,28 @@ def detect_clip_level_blocks(
     ``blocks()`` must yield them afresh on each call (it is read twice), so memory stays bounded."""
     top = bottom = None
     for block in blocks():
-        block = block.double()
-        top = block.amax(-1) if top is None else torch.maximum(top, block.amax(-1))
-        bottom = block.amin(-1) if bottom is None else torch.minimum(bottom, block.amin(-1))
+        top = block.amax(-1).double() if top is None else torch.maximum(top, block.amax(-1).double())
+        bottom = block.amin(-1).double() if bottom is None else torch.minimum(bottom, block.amin(-1).double())
     peaks = {"high": top, "low": -bottom}
+    # at or beyond the band's edge counts as at the extreme; compared in the block's own float type
+    edges = {name: peak - tolerance * peak.abs() for name, peak in peaks.items()}
     state = {
         name: {"runs": torch.zeros_like(top, dtype=torch.long), "level": torch.full_like(top, torch.inf),
                "near": torch.zeros_like(top, dtype=torch.bool), "pair": torch.zeros_like(top, dtype=torch.bool)}
         for name in peaks
     }  # fmt: skip
     for block in blocks():
-        block = block.double()
-        for name, sign in (("high", 1.0), ("low", -1.0)):
-            v, peak, st = sign * block, peaks[name], state[name]
-            near = v >= (peak - tolerance * peak.abs())[:, None]
-            st["level"] = torch.minimum(st["level"], torch.where(near, v, torch.inf).amin(-1))
+        if not block.is_floating_point():
+            block = block.to(dtype)
+        for name in peaks:
+            edge, st = edges[name].to(block.dtype)[:, None], state[name]
+            if name == "high":
+                near = block >= edge
+                level = block.masked_fill(~near, torch.inf).amin(-1).double()
+            else:
+                near = block <= -edge
+                level = -block.masked_fill(~near, -torch.inf).amax(-1).double()
+            st["level"] = torch.minimum(st["level"], level)
             extended = torch.cat([st["near"][:, None], near], -1)  # runs continue across blocks
             pair = extended[:, 1:] & extended[:, :-1]
             before = torch.cat([st["pair"][:, None], pair[:, :-1]], -1)

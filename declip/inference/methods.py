@@ -35,9 +35,15 @@ class ASPADEMethod:
         return self.settings.window
 
     def estimate(
-        self, items: Tensor, physics: Clipping, chunk: int, batch_size: int, progress: Callable | None = None
+        self,
+        items: Tensor,
+        physics: Clipping,
+        chunk: int,
+        batch_size: int,
+        progress: Callable | None = None,
+        span: tuple[int, int] | None = None,
     ) -> Tensor:
-        """A-SPADE's estimate of ``items`` ``(n, channels, time)`` (``chunk`` and ``batch_size`` unused)."""
+        """A-SPADE's estimate of ``items`` ``(n, channels, time)`` (``chunk``, ``batch_size``, ``span`` unused)."""
         device = self.device
         estimate = self.settings(items.to(device), Clipping(physics.high.to(device), physics.low.to(device)))
         if progress is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,15 @@ from torch import Tensor
 from declip.errors import ConfigError
 from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
+from declip.inference.precision import resolve
+from declip.inference.prefetch import prefetched
 from declip.models import Declipper
 from declip.physics import Clipping
 from declip.zoo.registry import DEFAULT_MODEL
 
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
+CHUNK_SECONDS = 2.0  # windows of 2 s in batches of 16: fastest on a 2-core CPU (docs/benchmarks.md)
+BATCH_SIZE = 16
 
 
 @dataclass
@@ -34,6 +40,7 @@ class LoadedModel:
     hop: int
     context: int
     info: dict = field(default_factory=dict)  # config.json of a released model: regime, scores, ...
+    precision: str = "fp32"  # or "bf16" (autocast); see declip.inference.precision
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LoadedModel:
@@ -57,13 +64,26 @@ class LoadedModel:
         context = receptive_field(model, channels) + hop
         return cls(model, sample_rate, channels, hop, context, dict(info or {}))
 
+    def with_precision(self, precision: str) -> LoadedModel:
+        """This model computing in ``precision`` (``auto``, ``fp32``, ``bf16``; see :func:`resolve`)."""
+        device = next(self.model.parameters(), torch.empty(0)).device
+        return replace(self, precision=resolve(precision, self.model, self.channels, device))
+
     def estimate(
-        self, items: Tensor, physics: Clipping, chunk: int, batch_size: int, progress: Callable | None = None
+        self,
+        items: Tensor,
+        physics: Clipping,
+        chunk: int,
+        batch_size: int,
+        progress: Callable | None = None,
+        span: tuple[int, int] | None = None,
     ) -> Tensor:
-        """The network's output for ``items`` ``(n, channels, time)`` at the model's rate, in chunks."""
+        """The network's output for ``items`` ``(n, channels, time)`` at the model's rate, in chunks
+        (only in ``span`` when given)."""
         return restore_chunked(
             self.model, items, physics, chunk, self.context, self.hop, batch_size, progress,
             skip_unclipped=True,  # the projection keeps y wherever nothing is clipped
+            precision=self.precision, span=span,
         )  # fmt: skip
 
 
@@ -85,10 +105,14 @@ def _estimate(
     chunk_seconds: float,
     batch_size: int,
     progress: Callable[[int, int], None] | None = None,
+    span: tuple[int, int] | None = None,
 ) -> Tensor:
-    """The method's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection."""
+    """The method's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection; with
+    ``span`` only there (the rest is context)."""
     length = y.shape[1]
     model_rate = model.sample_rate or rate  # None: the method works at any rate
+    if span is not None and rate != model_rate:  # on the model's grid, with room for the resampling filter
+        span = (max(span[0] * model_rate // rate - 256, 0), -(-span[1] * model_rate // rate) + 256)
     if rate != model_rate:  # clamp again: resampling ripples the plateaus
         y = physics(AF.resample(y, rate, model_rate))
     if model.channels == 1:  # a mono model restores each channel on its own
@@ -98,7 +122,7 @@ def _estimate(
     else:
         raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
     chunk = max(int(chunk_seconds * model_rate), model.hop)
-    estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress).reshape(y.shape)
+    estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress, span).reshape(y.shape)
     if rate != model_rate:
         estimate = AF.resample(estimate, model_rate, rate)[:, :length]
     return estimate.cpu()
@@ -109,8 +133,8 @@ def restore_array(
     sample_rate: int,
     model: LoadedModel,
     threshold: float | None = None,
-    chunk_seconds: float = 10.0,
-    batch_size: int = 8,
+    chunk_seconds: float = CHUNK_SECONDS,
+    batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, RestoreReport]:
     """Restore ``audio`` ``(channels, frames)`` at ``sample_rate``; returns the restored audio (same
@@ -118,8 +142,7 @@ def restore_array(
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
     kept bit-exact; clipped ones end at or beyond the level with the sign of the input."""
     audio = audio.float()
-    if not torch.isfinite(audio).all():
-        raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
+    _check_finite(audio)
     physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
     clipped = bool(physics.masks(audio).clipped.any()) if detected is None else detected
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
@@ -136,6 +159,18 @@ def restore_array(
 
 
 BLOCK_SECONDS = 30.0
+UNCOMPRESSED = ("PCM_16", "PCM_24", "PCM_32", "PCM_S8", "PCM_U8", "FLOAT", "DOUBLE")
+
+
+def _uncompressed(info) -> bool:
+    """Whether reading the file is a copy (WAV/AIFF PCM or float), not a decode worth doing once only."""
+    return info.format in ("WAV", "WAVEX", "RF64", "W64", "AIFF") and info.subtype in UNCOMPRESSED
+
+
+def _check_finite(block: Tensor) -> None:
+    # one reduction first: a finite sum means finite samples (all but overflow, checked exactly)
+    if not torch.isfinite(block.sum()) and not torch.isfinite(block).all():
+        raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
 
 
 def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tuple[Clipping, bool | None]:
@@ -154,8 +189,8 @@ def restore_file(
     target: str | Path,
     model: LoadedModel,
     threshold: float | None = None,
-    chunk_seconds: float = 10.0,
-    batch_size: int = 8,
+    chunk_seconds: float = CHUNK_SECONDS,
+    batch_size: int = BATCH_SIZE,
     subtype: str = "FLOAT",
     normalize: bool = False,
     overwrite: bool = False,
@@ -191,44 +226,76 @@ def restore_file(
     block = math.ceil(block_seconds * rate / align) * align
     margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
 
-    def blocks():
-        with sf.SoundFile(file) as f:
-            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                chunk = torch.from_numpy(data.T.copy())
-                if not torch.isfinite(chunk).all():
-                    raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
-                yield chunk
-
-    try:
-        physics, detected = _physics_for(threshold, channels, blocks)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise ConfigError(f"unreadable audio ({error})") from error
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     scratch = target.with_name(f".{target.name}.{os.getpid()}.float.tmp")
+    decoded = target.with_name(f".{target.name}.{os.getpid()}.input.tmp")
+    # compressed input is decoded once, into a float WAV that the later passes read
+    source_path = {"path": file, "decode": threshold is None and not _uncompressed(info)}
+
+    def blocks():
+        path, decode = source_path["path"], source_path["decode"]
+        with contextlib.ExitStack() as stack:
+            f = stack.enter_context(sf.SoundFile(path))
+            copy = (
+                stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="WAV"))
+                if decode
+                else None
+            )
+            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+                chunk = torch.from_numpy(data.T.copy())
+                _check_finite(chunk)
+                if copy is not None:
+                    copy.write(data)
+                yield chunk
+        if decode:
+            source_path.update(path=decoded, decode=False)
+
     clipped_count, peak_in, peak = 0, 0.0, 0.0
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            physics, detected = _physics_for(threshold, channels, lambda: prefetched(blocks()))
+        except (sf.LibsndfileError, RuntimeError) as error:
+            raise ConfigError(f"unreadable audio ({error})") from error
+        if source_path["path"] != file:  # a decoder's frame count can be an estimate (MP3)
+            frames = sf.info(source_path["path"]).frames
         starts = range(0, frames, block)
-        with sf.SoundFile(file) as source, sf.SoundFile(scratch, "w", rate, channels, "FLOAT", format="WAV") as out:
-            for number, start in enumerate(starts):
-                stop = min(start + block, frames)
-                first, last = max(start - margin, 0), min(stop + margin, frames)
-                source.seek(first)
-                window = torch.from_numpy(source.read(last - first, dtype="float32", always_2d=True).T.copy())
+
+        def windows():
+            with sf.SoundFile(source_path["path"]) as source:
+                for start in starts:
+                    stop = min(start + block, frames)
+                    first, last = max(start - margin, 0), min(stop + margin, frames)
+                    source.seek(first)
+                    data = source.read(last - first, dtype="float32", always_2d=True)
+                    yield start, stop, first, torch.from_numpy(data.T.copy())
+
+        with (
+            sf.SoundFile(scratch, "w", rate, channels, "FLOAT", format="WAV") as out,
+            ThreadPoolExecutor(1) as writer,  # writes overlap the next block's computation
+            contextlib.closing(prefetched(windows())) as reading,
+        ):
+            written = None
+            for number, (start, stop, first, window) in enumerate(reading):
                 y = window[:, start - first : stop - first]
-                if not torch.isfinite(window).all():
-                    raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
+                if threshold is not None:  # else detection has checked every sample
+                    _check_finite(window)
                 count = int(physics.masks(y).clipped.sum())
                 restored = y
                 if count and detected is not False:
-                    estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size)
+                    span = (start - first, stop - first)
+                    estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size, span=span)
                     restored = physics.project(estimate[:, start - first : stop - first], y)
                 clipped_count += count
                 peak_in = max(peak_in, float(y.abs().max()))
                 peak = max(peak, float(restored.abs().max()))
-                out.write(restored.T.numpy())
+                if written is not None:
+                    written.result()
+                written = writer.submit(out.write, restored.T.numpy())
                 if progress is not None:
                     progress(number + 1, len(starts))
+            if written is not None:
+                written.result()
         note = "" if clipped_count else "nothing clipped: copied unchanged; "
         if subtype == "FLOAT":
             os.replace(scratch, target)
@@ -250,8 +317,8 @@ def restore_file(
     except (OSError, sf.LibsndfileError) as error:
         raise ConfigError(f"cannot write {target} ({error})") from error
     finally:
-        tmp.unlink(missing_ok=True)
-        scratch.unlink(missing_ok=True)
+        for path in (tmp, scratch, decoded):
+            path.unlink(missing_ok=True)
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
     share = 100 * clipped_count / (frames * channels)
     return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
@@ -263,6 +330,7 @@ def restore(
     sample_rate: int | None = None,
     output: str | Path | None = None,
     threshold: float | None = None,
+    precision: str = "auto",
     **options,
 ):
     """Restore clipped audio: the function behind ``declip restore``.
@@ -274,11 +342,12 @@ def restore(
 
     ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
     ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.
+    ``precision`` applies to a model loaded here (``auto``, ``fp32``, ``bf16``); a loaded model keeps its own.
     """
     if not isinstance(model, LoadedModel):
         from declip.zoo import load_model
 
-        model = load_model(model)
+        model = load_model(model, precision=precision)
     if isinstance(audio, (str, Path)):
         if output is None:
             raise ConfigError("restoring a file needs an output path")

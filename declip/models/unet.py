@@ -82,7 +82,9 @@ class UNet(nn.Module):
         length = inp.shape[-1]
         multiple = 2 ** (self.levels - 1) * self.stem_stride
         x = F.pad(inp, (0, -length % multiple))
-        x = self.inp(self.stem(x))
+        with torch.autocast(x.device.type, enabled=False):  # the raw waveform in full precision, always
+            x = self.stem(x.float())
+        x = self.inp(x)
         skips = []
         for down, enc in zip(self.down, self.encoders):
             skips.append(x)

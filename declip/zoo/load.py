@@ -40,8 +40,9 @@ def load_folder(folder: str | Path, device: str = "cpu", expected_sha256: str | 
     )
 
 
-def load_model(ref: str | Path, device: str = "cpu") -> LoadedModel:
-    """Load a declipper from ``ref``:
+def load_model(ref: str | Path, device: str = "cpu", precision: str = "auto") -> LoadedModel:
+    """Load a declipper from ``ref`` for inference on ``device`` in ``precision`` (``auto``: bfloat16
+    where the device runs it natively and the model agrees with float32 on a probe; ``fp32``; ``bf16``):
 
     - a zoo name (``declip zoo list``): the weights shipped in ``zoo/NAME``, else the registry's
       Hub repo at its pinned revision; either way checked against the registry's sha256;
@@ -49,6 +50,10 @@ def load_model(ref: str | Path, device: str = "cpu") -> LoadedModel:
       cache when offline;
     - a local folder in the Hub layout, or a ``.ckpt`` written by ``declip fit``.
     """
+    return _load(ref, device).with_precision(precision)
+
+
+def _load(ref: str | Path, device: str) -> LoadedModel:
     text = str(ref)
     path = Path(text).expanduser()
     if path.suffix == ".ckpt" or path.is_file():

@@ -50,7 +50,7 @@ def test_scores_follow_the_protocol(excerpts):
     class Identity:  # returns the clipped input: ΔSDR must be exactly 0
         sample_rate, channels, hop, context, info = None, 1, 1, 0, {}
 
-        def estimate(self, items, physics, chunk, batch_size, progress=None):
+        def estimate(self, items, physics, chunk, batch_size, progress=None, span=None):
             return items.clone()
 
     files = sorted(excerpts.glob("*.wav"))

@@ -21,6 +21,12 @@ def test_chunk_plan_tiles_the_signal_on_the_hop_grid():
     assert cores[0][0] == 0 and cores[-1][1] == 10_000
     assert all(b == c for (_, b), (c, _) in zip(cores, cores[1:]))
     assert all(start % 64 == 0 for start, _, _, _ in plan)
+    assert all(start <= a - 512 or start == 0 for start, _, a, _ in plan)  # context, on the hop grid
+    assert all(stop >= b + 500 or stop == 10_000 for _, stop, _, b in plan)
+    assert len({stop - start for start, stop, _, _ in plan[:-1]}) == 1  # one window length but the last
+    assert 0 <= (plan[-1][1] - plan[-1][0]) - (plan[0][1] - plan[0][0]) < 64
+    part = chunk_plan(10_000, 3000, 500, 64, span=(2000, 5000))
+    assert part[0][2] == 1984 and part[-1][3] == 5000  # cores tile the span, on the grid
 
 
 @pytest.mark.parametrize("name", BACKBONES)

@@ -43,8 +43,7 @@ def test_restores_a_clipped_file_consistently(checkpoint, tmp_path):
     y, _ = sf.read(src, dtype="float32")
     x_hat, rate = sf.read(out / "song.wav", dtype="float32")
     assert rate == 16000 and x_hat.shape == y.shape and sf.info(out / "song.wav").subtype == "FLOAT"
-    level = np.abs(y).max(0)
-    reliable = np.abs(y) < level - 1e-6
+    reliable = (y < y.max(0) - 1e-6) & (y > y.min(0) + 1e-6)  # PCM_16 stores +0.3 and -0.3 one step apart
     assert np.array_equal(x_hat[reliable], y[reliable])  # bit-exact
     clipped = ~reliable
     assert (np.sign(x_hat[clipped]) == np.sign(y[clipped])).all()
@@ -131,7 +130,7 @@ def test_python_api_on_arrays_and_files(checkpoint, tmp_path):
     restored = declip.restore(y, model, sample_rate=16000)
     assert restored.shape == y.shape and np.array_equal(restored[np.abs(y) < 0.2], y[np.abs(y) < 0.2])
     sf.write(tmp_path / "in.wav", y, 16000, subtype="FLOAT")
-    account = declip.restore(tmp_path / "in.wav", checkpoint, output=tmp_path / "out.wav")
+    account = declip.restore(tmp_path / "in.wav", checkpoint, output=tmp_path / "out.wav", precision="fp32")
     assert "clipped" in account
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav", dtype="float32")[0], restored, atol=1e-6)
 
@@ -204,3 +203,20 @@ def test_the_aspade_method_restores_without_a_model(tmp_path, monkeypatch):
     assert (np.abs(x_hat[~reliable]) >= level - 1e-6).all()
     error = np.linalg.norm(x_hat - x) / np.linalg.norm(y - x)
     assert error < 0.8  # closer to the clean signal than the clipped input
+
+
+def test_compressed_input_decoded_once_gives_the_wav_result_and_bf16_is_close(checkpoint, tmp_path):
+    flac = _clipped(tmp_path, "song.flac", subtype="PCM_16", seconds=2.0)
+    wav = tmp_path / "song.wav"
+    sf.write(wav, sf.read(flac, dtype="float32")[0], 16000, subtype="PCM_16")
+    out = tmp_path / "out"
+    for src, name, precision in ((flac, "a", "fp32"), (wav, "b", "fp32"), (flac, "c", "bf16")):
+        argv = ["restore", str(src), "-o", str(out / f"{name}.wav"), "--model", checkpoint, "--precision", precision]
+        assert main(argv) == 0
+    a, b, c = (sf.read(out / f"{name}.wav", dtype="float32")[0] for name in "abc")
+    assert np.array_equal(a, b)
+    y = sf.read(flac, dtype="float32")[0]
+    reliable = np.abs(y) < np.abs(y).max(0) - 1e-6
+    assert np.array_equal(c[reliable], y[reliable]) and not np.array_equal(c, a)
+    assert np.linalg.norm(c - a) / np.linalg.norm(a - y) < 0.02
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav", "c.wav"]  # no scratch files left

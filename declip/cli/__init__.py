@@ -15,7 +15,8 @@ commands:
   test       score a checkpoint on the test set
   predict    run a checkpoint on the predict set
   data       build training corpora: declip data build music|stems --out DIR
-  restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF]
+  restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF] [--adapt N]
+  adapt      fine-tune a model on clipped recordings alone: declip adapt INPUT... -o OUTMODEL
   zoo        released models: declip zoo list|download|export|push
   bench      benchmarks: declip bench sqam --data DIR --model REF [--method aspade]
 
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.restore import run_restore
 
             return run_restore(args[1:])
+        elif command == "adapt":
+            from declip.cli.adapt import run_adapt
+
+            return run_adapt(args[1:])
         elif command == "bench":
             from declip.cli.bench import run_bench
 

@@ -51,6 +51,20 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
     return load_model(model, device=device, precision=precision)
 
 
+def _adapted(model, file: Path, steps: int):
+    """``model`` fine-tuned on ``file`` for ``steps`` steps, and a note; unchanged when nothing is clipped."""
+    from declip.data.recordings import scan_recordings
+    from declip.training.adapt import AdaptSettings, adapt
+
+    recordings, failures = scan_recordings([file])
+    if failures:
+        raise ConfigError(failures[0][1])
+    if not bool(recordings[0].clipped.any()):
+        return model, ""
+    adapted, report = adapt(model, recordings, AdaptSettings(steps=steps), progress=False)
+    return adapted, f"adapted {report.steps} steps in {report.seconds:.0f} s; "
+
+
 def run_restore(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="declip restore", description="Restore clipped recordings.")
     parser.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
@@ -74,7 +88,15 @@ def run_restore(argv: list[str]) -> int:
     parser.add_argument("--subtype", default="FLOAT", choices=SUBTYPES, help="output WAV sample format")
     parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--adapt", type=int, default=0, metavar="N",
+        help="first fine-tune the model for N steps on each file itself (self-supervised, MC + EI)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.adapt and args.method != "model":
+        parser.error("--adapt fine-tunes a trained model; it does not apply to --method aspade")
+    if args.adapt < 0:
+        parser.error("--adapt takes a number of steps (0: no adaptation)")
     if args.batch_size < 1 or args.chunk_seconds <= 0:
         parser.error("--batch-size must be at least 1 and --chunk-seconds positive")
     if args.threshold != "auto":
@@ -100,8 +122,9 @@ def run_restore(argv: list[str]) -> int:
                 if target.resolve() in claimed:
                     raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
                 claimed[target.resolve()] = file
-                account = restore_file(
-                    file, target, model, threshold=None if args.threshold == "auto" else float(args.threshold),
+                used, adapted = _adapted(model, file, args.adapt) if args.adapt else (model, "")
+                account = adapted + restore_file(
+                    file, target, used, threshold=None if args.threshold == "auto" else float(args.threshold),
                     chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
                     normalize=args.normalize, overwrite=args.overwrite,
                     progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),

@@ -38,6 +38,8 @@ def render(config: dict[str, Any], name: str, training_command: str | None = Non
     tags = ["audio", "audio-to-audio", "declipping", "audio-restoration", "pytorch-lightning", regime]
     if regime != "supervised":
         tags.append("self-supervised")
+    if config.get("adapted"):
+        tags.append("adapted")
     training = config.get("training", {})
     levels = training.get("clip_levels", {})
     backbone = config["backbone"]
@@ -80,6 +82,19 @@ restored = declip.restore(audio, model, sample_rate=rate)  # audio: (frames, cha
 
 {metrics_table(config.get("metrics", {}))}
 """
-    if training_command:
+    adapted = config.get("adapted")
+    if adapted:
+        minutes = adapted["audio_seconds"] / 60
+        stop = " (stopped early by the user)" if adapted.get("interrupted") else ""
+        body += (
+            f"\n## Adaptation\n\nSelf-supervised adaptation (no clean audio) of `{adapted['from']}` on "
+            f"{adapted['file_count']} clipped recording(s), {minutes:.1f} min of audio, {adapted['clipped_files']} "
+            f"with clipping: {adapted['steps']} steps in {adapted['seconds']:.0f} s{stop}, lr {adapted['lr']}.\n"
+            "The recordings are listed in `config.json` (`adapted.files`). The base model's scores do not "
+            "apply to this model and are not repeated here.\n"
+        )
+        if training_command:
+            body += f"\n```\n{training_command}\n```\n"
+    elif training_command:
         body += f"\n## Training\n\n```\n{training_command}\n```\n\nThe full configuration is `{TRAINING_CONFIG}`.\n"
     return header + body

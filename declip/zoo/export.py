@@ -18,7 +18,7 @@ from declip.zoo.card import render
 from declip.zoo.layout import CARD, CONFIG, TRAINING_CONFIG, WEIGHTS
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint")
     try:
@@ -87,29 +87,78 @@ def export_checkpoint(
     Refuses to write into a non-empty folder unless ``overwrite``; writes in a temporary folder and
     renames, so a failed export leaves nothing half-written."""
     checkpoint_path, out = Path(checkpoint_path), Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"{out} exists and is not empty; choose another folder or pass --overwrite")
-    checkpoint = _read_checkpoint(checkpoint_path)
+    check_target(out, overwrite)
+    checkpoint = read_checkpoint(checkpoint_path)
     config = model_config(checkpoint, metrics)
-    weights = {
-        k.removeprefix("model."): v.contiguous() for k, v in checkpoint["state_dict"].items() if k.startswith("model.")
-    }
+    weights = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    source = _training_config_of(checkpoint_path)
+    training = yaml.safe_load(source.read_text()) if source is not None else None
+    command = training_command or ("declip fit --config " + TRAINING_CONFIG if source is not None else None)
+    return write_folder(weights, config, out, name or out.name, command, training)
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ConfigError(f"{out} exists and is not empty; choose another folder or pass --overwrite")
+
+
+def write_folder(
+    weights: dict[str, torch.Tensor],
+    config: dict[str, Any],
+    out: Path,
+    name: str,
+    command: str | None,
+    training_config: dict | None = None,
+) -> Path:
+    """Write a model folder in the Hub layout in a temporary folder, then rename it to ``out``."""
+    weights = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         save_file(weights, tmp / WEIGHTS, metadata={"format": "pt", "declip_version": declip.__version__})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        source = _training_config_of(checkpoint_path)
-        if source is not None:
-            training = yaml.safe_load(source.read_text())
-            (tmp / TRAINING_CONFIG).write_text(yaml.safe_dump(training, sort_keys=False))
-        command = training_command or ("declip fit --config " + TRAINING_CONFIG if source is not None else None)
-        (tmp / CARD).write_text(render(config, name or out.name, command))
+        if training_config is not None:
+            (tmp / TRAINING_CONFIG).write_text(yaml.safe_dump(training_config, sort_keys=False))
+        (tmp / CARD).write_text(render(config, name, command))
         if out.exists():
-            shutil.rmtree(out)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def export_adapted(
+    model,
+    base_config: dict[str, Any],
+    report: dict[str, Any],
+    settings: dict[str, Any],
+    base: str,
+    out: str | Path,
+    command: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write an adapted model (:func:`declip.training.adapt.adapt`) in the Hub layout; its config and
+    card record the base model, the recordings, the steps and time. The base model's scores are
+    dropped: they do not describe the adapted one."""
+    out = Path(out)
+    check_target(out, overwrite)
+    config = dict(base_config)
+    config["declip_version"] = declip.__version__
+    config["metrics"] = {}
+    files = report["files"]
+    config["adapted"] = {
+        "from": base,
+        "files": files[:50] + ([f"... and {len(files) - 50} more"] if len(files) > 50 else []),
+        "file_count": len(files),
+        "clipped_files": report["clipped_files"],
+        "audio_seconds": report["audio_seconds"],
+        "steps": report["steps"],
+        "seconds": report["seconds"],
+        "interrupted": report["interrupted"],
+        "losses": settings["losses"],
+        "lr": settings["lr"],
+    }
+    return write_folder(model.state_dict(), config, out, out.name, command)

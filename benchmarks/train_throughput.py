@@ -1,0 +1,104 @@
+"""Training throughput of ``declip fit`` against a bare PyTorch loop: the Lightning overhead.
+
+    python benchmarks/train_throughput.py --config configs/music.yaml --steps 200 \
+        [--set data.init_args.corpus.init_args.root=data/music] [--threads 2]
+
+Both runs build the same model, optimizer, batch size and data from the config, with the same
+seed and thread count, and time the same number of training steps after a few warm-up steps:
+
+1. ``declip fit``: the config through LightningCLI (as the command runs it; validation off, the
+   config's callbacks and default logger on, no progress bar), timed by a callback;
+2. a bare loop: ``next(loader)``, forward, the losses, backward, ``Adam.step``, nothing else.
+
+The overhead is ``(lightning - bare) / bare`` in wall time per step. The two run one after the
+other, so neither slows the other; the loader's workers run in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LightningCLI
+
+from declip.physics import Clipping
+from declip.training import DeclipModule
+
+WARMUP = 10
+
+
+class StepTimer(L.Callback):
+    """Wall time from the start of step ``WARMUP`` to the end of the last step."""
+
+    def __init__(self) -> None:
+        self.start = self.stop = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == WARMUP:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.stop = time.perf_counter()
+
+
+def cli(config: str, overrides: list[str], steps: int, root: str) -> LightningCLI:
+    args = ["--config", config, *(f"--{o}" for o in overrides), f"--trainer.max_steps={WARMUP + steps}",
+            "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={root}", "--model.lr_schedule=constant"]  # fmt: skip
+    return LightningCLI(DeclipModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=args)
+
+
+def lightning_seconds(config: str, overrides: list[str], steps: int) -> float:
+    with tempfile.TemporaryDirectory() as root:
+        run = cli(config, overrides, steps, root)
+        timer = StepTimer()
+        run.trainer.callbacks.append(timer)
+        run.trainer.fit(run.model, run.datamodule)
+        return timer.stop - timer.start
+
+
+def bare_seconds(config: str, overrides: list[str], steps: int) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as root:
+        run = cli(config, overrides, steps, root)  # the same objects, built by the same parser
+    module, data = run.model, run.datamodule
+    L.seed_everything(run.config.get("seed_everything") or 0)
+    data.setup("fit")
+    optimizer = torch.optim.Adam(module.parameters(), lr=module.hparams.lr)
+    module.train()
+    batches = iter(data.train_dataloader())
+    for step in range(WARMUP + steps):
+        if step == WARMUP:
+            start = time.perf_counter()
+        batch = next(batches)
+        physics = Clipping(batch["high"], batch["low"])
+        x_net = module.model(batch["y"], physics)
+        loss = sum(loss(x_net, batch["y"], physics, module.model, batch.get("x")) for loss in module.losses)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start, module.regime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/music.yaml")
+    parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE (repeatable)")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bare, regime = bare_seconds(args.config, args.set, args.steps)
+    lightning = lightning_seconds(args.config, args.set, args.steps)
+    print(f"config: {args.config} ({regime}); {args.steps} steps after {WARMUP} warm-up; torch threads {args.threads}")
+    print("| loop | s/step | steps/s |")
+    print("|---|---|---|")
+    for name, seconds in (("bare PyTorch", bare), ("declip fit (Lightning)", lightning)):
+        print(f"| {name} | {seconds / args.steps:.4f} | {args.steps / seconds:.2f} |")
+    print(f"Lightning overhead: {100 * (lightning - bare) / bare:+.1f} %")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""``declip adapt INPUT... --model REF -o OUTMODEL``: fine-tune a declipper on clipped recordings alone."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from declip.zoo.registry import DEFAULT_MODEL
+
+
+def base_config(model) -> dict:
+    """The ``config.json`` of the model being adapted (read from its checkpoint when it has none)."""
+    if "backbone" in model.info:
+        return dict(model.info)
+    from declip.zoo.export import model_config, read_checkpoint
+
+    return model_config(read_checkpoint(Path(model.info["checkpoint"])))
+
+
+def run_adapt(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="declip adapt", description="Adapt a declipper to clipped recordings, with no clean audio (MC + EI)."
+    )
+    parser.add_argument("inputs", nargs="+", help="clipped audio files or folders (searched recursively)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the model to start from (default: {DEFAULT_MODEL})")
+    parser.add_argument("-o", "--out", required=True, help="folder for the adapted model (Hub layout)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="training steps (default 300)")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget instead of steps")
+    parser.add_argument("--config", help="YAML of adaptation settings (configs/adapt.yaml)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from declip.data.recordings import require_clipping, scan_recordings
+    from declip.training.adapt import AdaptSettings, adapt
+    from declip.zoo import load_model
+    from declip.zoo.export import check_target, export_adapted
+
+    out = Path(args.out)
+    check_target(out, args.overwrite)
+    budget_given = {"steps": args.steps, "minutes": args.minutes}
+    if args.config:
+        settings = AdaptSettings.from_yaml(args.config)
+    else:
+        settings = AdaptSettings()
+    if args.steps is not None or args.minutes is not None:
+        settings.steps, settings.minutes = budget_given["steps"], budget_given["minutes"]
+    settings.check()
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    model = load_model(args.model, device=device, precision="fp32")
+    config = base_config(model)
+    recordings, failures = scan_recordings(args.inputs)
+    for name, reason in failures:
+        print(f"declip: warning: skipping {name}: {reason}", file=sys.stderr)
+    require_clipping(recordings, failures)
+    adapted, report = adapt(model, recordings, settings, progress=sys.stderr.isatty())
+    command = "declip adapt " + " ".join(shlex.quote(a) for a in argv)
+    export_adapted(
+        adapted.model, config, report.as_dict(), {"losses": settings.losses, "lr": settings.lr}, args.model, out,
+        command, overwrite=args.overwrite,
+    )  # fmt: skip
+    how = "stopped by Ctrl-C after" if report.interrupted else "adapted for"
+    print(
+        f"{how} {report.steps} steps ({report.seconds:.0f} s) on {len(recordings)} file(s), "
+        f"{report.clipped_files} clipped; training loss {report.first_loss:.4g} -> {report.best_loss:.4g} "
+        f"(best moving average); wrote {out}"
+    )
+    print(f"restore with: declip restore INPUT -o OUT --model {out}")
+    return 0

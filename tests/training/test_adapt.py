@@ -1,0 +1,134 @@
+"""Self-supervised adaptation on clipped recordings: ``declip adapt`` and ``declip restore --adapt``."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from declip.cli import main
+from declip.data.recordings import ClippedRecordings, scan_recordings
+from declip.errors import ConfigError
+from declip.inference import LoadedModel
+from declip.losses import MCLoss
+from declip.models import Declipper, UNet
+from declip.physics import Clipping
+from declip.training.adapt import AdaptSettings, adapt
+from declip.zoo import load_model
+from declip.zoo.export import write_folder
+from tests.conftest import music
+
+ROOT = Path(__file__).resolve().parents[2]
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A small model folder in the Hub layout (untrained: adaptation has a lot to fix)."""
+    torch.manual_seed(0)
+    backbone = UNet(channels=1, widths=(8, 16), stem_stride=4)
+    config = {
+        "sample_rate": RATE, "channels": 1, "backbone": {"class_path": "declip.models.UNet", "init_args":
+        {"channels": 1, "widths": [8, 16], "kernel_size": 5, "bias": True, "stem_stride": 4}},
+        "consistent_output": False, "regime": "mc+ei", "params": 0, "metrics": {"x": {"5": 1.0}},
+    }  # fmt: skip
+    return write_folder(Declipper(backbone).state_dict(), config, tmp_path_factory.mktemp("zoo") / "base", "base", None)
+
+
+def clipped_folder(root: Path, level: float = 0.3, files: int = 2) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        x = music(2.0, RATE, 2, 10 + i)
+        sf.write(root / f"take{i}.wav", np.clip(0.9 * x / np.abs(x).max(), -level, level), RATE, subtype="PCM_16")
+    return root
+
+
+def mc_loss(model: LoadedModel, folder: Path) -> float:
+    recordings, _ = scan_recordings([folder])
+    data = ClippedRecordings(recordings, 4096, RATE, 1, items=32, seed=123)
+    batch = {k: torch.stack([data[i][k] for i in range(32)]) for k in ("y", "high", "low")}
+    physics = Clipping(batch["high"], batch["low"])
+    with torch.no_grad():
+        return float(MCLoss()(model.model(batch["y"], physics), batch["y"], physics, model.model))
+
+
+def test_adapt_command_improves_mc_and_writes_a_loadable_model(base, tmp_path):
+    folder = clipped_folder(tmp_path / "recordings")
+    out = tmp_path / "adapted"
+    args = ["adapt", str(folder), "--model", str(base), "-o", str(out), "--steps", "40"]
+    assert main([*args, "--config", str(ROOT / "configs/adapt.yaml")]) == 0
+    before, after = load_model(base, precision="fp32"), load_model(out, precision="fp32")
+    changed = [
+        not torch.equal(a, b) for a, b in zip(before.model.state_dict().values(), after.model.state_dict().values())
+    ]
+    assert any(changed)
+    assert mc_loss(after, folder) < 0.8 * mc_loss(before, folder)
+    config = json.loads((out / "config.json").read_text())
+    assert config["adapted"]["from"] == str(base) and config["adapted"]["steps"] == 40
+    assert sorted(Path(f).name for f in config["adapted"]["files"]) == ["take0.wav", "take1.wav"]
+    assert config["metrics"] == {}  # the base model's scores do not carry over
+    card = (out / "README.md").read_text()
+    assert "## Adaptation" in card and "- adapted" in card
+    assert main(["restore", str(folder / "take0.wav"), "-o", str(tmp_path / "r.wav"), "--model", str(out)]) == 0
+    assert main(args) == 2  # the output exists: not overwritten without --overwrite
+
+
+def test_restore_adapt_fine_tunes_on_the_file_itself(base, tmp_path, capsys):
+    folder = clipped_folder(tmp_path / "one", files=1)
+    out = tmp_path / "out.wav"
+    assert main(["restore", str(folder / "take0.wav"), "-o", str(out), "--model", str(base), "--adapt", "5"]) == 0
+    assert "adapted 5 steps" in capsys.readouterr().out
+    y, restored = sf.read(folder / "take0.wav", dtype="float32")[0], sf.read(out, dtype="float32")[0]
+    reliable = (y < y.max(0) - 1e-6) & (y > y.min(0) + 1e-6)
+    assert np.array_equal(restored[reliable], y[reliable])
+
+
+def test_interrupted_adaptation_keeps_the_best_state(base, tmp_path):
+    import lightning as L
+
+    class CtrlC(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 15:
+                raise KeyboardInterrupt
+
+    recordings, _ = scan_recordings([clipped_folder(tmp_path / "r")])
+    model = load_model(base, precision="fp32")
+    adapted, report = adapt(model, recordings, AdaptSettings(steps=1000), progress=False, callbacks=[CtrlC()])
+    assert report.interrupted and report.steps == 15
+    assert report.best_loss < report.first_loss
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.model.state_dict().values(), adapted.model.state_dict().values())
+    )
+
+
+def test_bad_inputs_give_clear_messages(base, tmp_path, capsys):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    sf.write(clean / "a.wav", 0.5 * music(1.0, RATE, 1, 3) / np.abs(music(1.0, RATE, 1, 3)).max(), RATE)
+    assert main(["adapt", str(clean), "--model", str(base), "-o", str(tmp_path / "m1"), "--steps", "2"]) == 2
+    assert "no clipped samples in any of the 1 file(s)" in capsys.readouterr().err
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "x.wav").write_bytes(b"RIFF not really")
+    (broken / "empty.flac").write_bytes(b"")
+    assert main(["adapt", str(broken), "--model", str(base), "-o", str(tmp_path / "m2"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "skipping" in err and "x.wav" in err and "no readable clipped recording" in err
+
+    supervised = tmp_path / "supervised.yaml"
+    supervised.write_text("losses:\n  - class_path: declip.losses.SupervisedLoss\n")
+    folder = clipped_folder(tmp_path / "ok", files=1)
+    argv = ["adapt", str(folder), "--model", str(base), "-o", str(tmp_path / "m3"), "--config", str(supervised)]
+    assert main(argv) == 2
+    assert "supervised loss needs the clean signal" in capsys.readouterr().err
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m3").exists()
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("stepz: 3\n")
+    assert main(["adapt", str(folder), "--model", str(base), "-o", str(tmp_path / "m4"), "--config", str(typo)]) == 2
+    assert "unknown adaptation setting(s) ['stepz']" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="exactly one of steps and minutes"):
+        AdaptSettings(steps=None).check()

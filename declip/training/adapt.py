@@ -43,7 +43,7 @@ class AdaptSettings:
 
     steps: int | None = 300
     minutes: float | None = None
-    lr: float = 1e-4
+    lr: float = 1e-5
     batch_size: int = 8
     segment_seconds: float = 0.3715
     losses: list[dict[str, Any]] = field(default_factory=lambda: [dict(loss) for loss in DEFAULT_LOSSES])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from declip.cli import main
 from declip.data.recordings import ClippedRecordings, scan_recordings
@@ -58,7 +59,10 @@ def test_adapt_command_improves_mc_and_writes_a_loadable_model(base, tmp_path):
     folder = clipped_folder(tmp_path / "recordings")
     out = tmp_path / "adapted"
     args = ["adapt", str(folder), "--model", str(base), "-o", str(out), "--steps", "40"]
-    assert main([*args, "--config", str(ROOT / "configs/adapt.yaml")]) == 0
+    fast = tmp_path / "fast.yaml"  # configs/adapt.yaml with a rate for an untrained toy model
+    settings = yaml.safe_load((ROOT / "configs/adapt.yaml").read_text())
+    fast.write_text(yaml.safe_dump({**settings, "lr": 1e-3}))
+    assert main([*args, "--config", str(fast)]) == 0
     before, after = load_model(base, precision="fp32"), load_model(out, precision="fp32")
     changed = [
         not torch.equal(a, b) for a, b in zip(before.model.state_dict().values(), after.model.state_dict().values())
@@ -132,3 +136,7 @@ def test_bad_inputs_give_clear_messages(base, tmp_path, capsys):
     assert "unknown adaptation setting(s) ['stepz']" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="exactly one of steps and minutes"):
         AdaptSettings(steps=None).check()
+
+
+def test_the_example_config_holds_the_defaults():
+    assert AdaptSettings.from_yaml(ROOT / "configs/adapt.yaml") == AdaptSettings()

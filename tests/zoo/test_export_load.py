@@ -1,9 +1,11 @@
 """Export a checkpoint to the Hub layout and load it back by every local reference form."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
 import declip
@@ -112,3 +114,19 @@ def test_the_default_model_ships_in_the_repository_and_restores_offline(tmp_path
     restored = torch.from_numpy(sf.read(tmp_path / "out.wav", dtype="float32")[0])
     y = x.clamp(-0.3, 0.3)
     assert (restored - x).norm() < (y - x).norm()  # closer to the unclipped signal than the input
+
+
+def test_every_shipped_model_matches_its_registry_entry():
+    from declip.zoo import entries, entry
+
+    for name in entries():
+        item = entry(name)
+        if not (item.folder / "model.safetensors").is_file():
+            continue
+        assert sha256(item.folder / "model.safetensors") == item.sha256, name
+        model = load_model(name, precision="fp32")
+        assert model.info["regime"] == item.regime and model.info["params"] == item.params, name
+        assert (model.sample_rate, model.channels) == (item.sample_rate, item.channels), name
+        training = yaml.safe_load((item.folder / "training_config.yaml").read_text())
+        root = training["data"]["init_args"]["corpus"]["init_args"]["root"]
+        assert not Path(root).is_absolute() and training["trainer"]["default_root_dir"] is None, name

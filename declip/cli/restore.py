@@ -51,18 +51,20 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
     return load_model(model, device=device, precision=precision)
 
 
-def _adapted(model, file: Path, steps: int):
-    """``model`` fine-tuned on ``file`` for ``steps`` steps, and a note; unchanged when nothing is clipped."""
+def _adapted(model, file: Path, steps: int, threshold: float | None):
+    """``model`` fine-tuned on ``file`` for ``steps`` steps, a note, and whether Ctrl-C stopped it.
+    The clip level is ``threshold`` when given, else detected; nothing clipped: no adaptation."""
     from declip.data.recordings import scan_recordings
     from declip.training.adapt import AdaptSettings, adapt
 
-    recordings, failures = scan_recordings([file])
+    recordings, failures = scan_recordings([file], threshold)
     if failures:
         raise ConfigError(failures[0][1])
     if not bool(recordings[0].clipped.any()):
-        return model, ""
+        return model, "not adapted: no clipping found; ", False
     adapted, report = adapt(model, recordings, AdaptSettings(steps=steps), progress=False)
-    return adapted, f"adapted {report.steps} steps in {report.seconds:.0f} s; "
+    stopped = " (stopped by Ctrl-C)" if report.interrupted else ""
+    return adapted, f"adapted {report.steps} steps in {report.seconds:.0f} s{stopped}; ", report.interrupted
 
 
 def run_restore(argv: list[str]) -> int:
@@ -122,7 +124,12 @@ def run_restore(argv: list[str]) -> int:
                 if target.resolve() in claimed:
                     raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
                 claimed[target.resolve()] = file
-                used, adapted = _adapted(model, file, args.adapt) if args.adapt else (model, "")
+                if target.exists() and not args.overwrite:  # before minutes of adaptation, not after
+                    raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+                threshold = None if args.threshold == "auto" else float(args.threshold)
+                used, adapted, interrupted = (
+                    _adapted(model, file, args.adapt, threshold) if args.adapt else (model, "", False)
+                )
                 account = adapted + restore_file(
                     file, target, used, threshold=None if args.threshold == "auto" else float(args.threshold),
                     chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
@@ -131,6 +138,12 @@ def run_restore(argv: list[str]) -> int:
                 )  # fmt: skip
                 bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
                 restored += 1
+                if interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
+                    failures += [
+                        (str(f), "not restored: stopped by Ctrl-C")
+                        for f, _ in files[files.index((file, relative)) + 1 :]
+                    ]
+                    break
             except ConfigError as error:
                 failures.append((str(file), str(error)))
             bar.remove_task(task)

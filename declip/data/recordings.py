@@ -55,9 +55,12 @@ def _blocks(source: AudioSource):
     return read
 
 
-def scan_recordings(paths: list[str | Path]) -> tuple[list[Recording], list[tuple[str, str]]]:
-    """Every readable audio file under ``paths`` with its detected clip levels, and the failures
-    ``(name, reason)`` (unreadable, empty, NaN samples): those are skipped, not fatal."""
+def scan_recordings(
+    paths: list[str | Path], threshold: float | None = None
+) -> tuple[list[Recording], list[tuple[str, str]]]:
+    """Every readable audio file under ``paths`` with its detected clip levels (or ``threshold``,
+    symmetric, for every file and channel), and the failures ``(name, reason)`` (unreadable,
+    empty, NaN samples): those are skipped, not fatal."""
     found, failures = [], []
     for path in paths:
         try:
@@ -77,6 +80,11 @@ def scan_recordings(paths: list[str | Path]) -> tuple[list[Recording], list[tupl
             level = detect_clip_level_blocks(_blocks(source))
         except (ValueError, RuntimeError, OSError, sf.LibsndfileError) as error:
             failures.append((source.name, f"unreadable audio ({error})"))
+            continue
+        if threshold is not None:  # the user's level; samples within 1e-5 of it count as at it
+            high = torch.full((info.channels, 1), float(threshold) * (1 - 1e-5))
+            clipped = (level.high[:, 0] >= high[:, 0]) | (-level.low[:, 0] >= high[:, 0])
+            recordings.append(Recording(info, high, -high, clipped))
             continue
         clipped = level.clipped_high | level.clipped_low
         recordings.append(Recording(info, level.high, level.low, clipped))

@@ -21,6 +21,14 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     stop = threading.Event()
 
     def produce() -> None:
+        try:
+            _produce()
+        finally:  # stopped early: close the source here, in the thread that ran it (its files too)
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def _produce() -> None:
         outcome: tuple = (_DONE, None)
         try:
             for item in items:

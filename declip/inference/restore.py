@@ -237,7 +237,7 @@ def restore_file(
         with contextlib.ExitStack() as stack:
             f = stack.enter_context(sf.SoundFile(path))
             copy = (
-                stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="WAV"))
+                stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="RF64"))
                 if decode
                 else None
             )

@@ -82,8 +82,11 @@ class UNet(nn.Module):
         length = inp.shape[-1]
         multiple = 2 ** (self.levels - 1) * self.stem_stride
         x = F.pad(inp, (0, -length % multiple))
-        with torch.autocast(x.device.type, enabled=False):  # the raw waveform in full precision, always
-            x = self.stem(x.float())
+        if torch.is_autocast_enabled(x.device.type):  # under autocast the raw waveform stays in float32
+            with torch.autocast(x.device.type, enabled=False):
+                x = self.stem(x.float())
+        else:
+            x = self.stem(x)
         x = self.inp(x)
         skips = []
         for down, enc in zip(self.down, self.encoders):

@@ -62,6 +62,8 @@ class AdaptSettings:
         if unknown:
             raise ConfigError(f"{path}: unknown adaptation setting(s) {unknown}; known: {sorted(known)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("minutes") is not None and "steps" not in values:
+            values["steps"] = None  # a time budget replaces the default step count
         return cls(**values)
 
     def check(self) -> None:
@@ -98,6 +100,9 @@ class BestState(L.Callback):
         self.first: float | None = None
         self.best = float("inf")
         self.state: dict[str, torch.Tensor] | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:  # interrupted before any better state: the start
+        self.state = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = float(outputs["loss"] if isinstance(outputs, dict) else outputs)
@@ -152,6 +157,7 @@ def adapt(
         limit_val_batches=0, num_sanity_val_steps=0, callbacks=[best, *callbacks],
     )  # fmt: skip
     start = time.perf_counter()
+    handler = signal.getsignal(signal.SIGINT)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*(validation_step|LeafSpec|does not have many workers).*")
@@ -161,8 +167,8 @@ def adapt(
             raise
     finally:
         quiet.setLevel(level)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if handler is not None:  # Lightning ignores SIGINT after the first Ctrl-C: give back the caller's
+            signal.signal(signal.SIGINT, handler)
     seconds = time.perf_counter() - start
     if best.state is not None:
         module.model.load_state_dict(best.state)

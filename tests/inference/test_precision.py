@@ -64,3 +64,10 @@ def test_chunked_bf16_restoration_is_close_to_fp32_one_pass():
     correction = (whole - y).norm()
     assert chunked.dtype == torch.float32
     assert 0 < (chunked - whole).norm() / correction < precision.PROBE_TOLERANCE  # bf16 did run, and is close
+
+
+def test_strided_unet_keeps_the_weights_dtype_outside_autocast():
+    x = torch.randn(2, 2, 1024)
+    for dtype in (torch.float64, torch.bfloat16):
+        net = UNet(channels=1, widths=(4, 8), stem_stride=4).to(dtype)
+        assert net(x.to(dtype)).dtype == dtype

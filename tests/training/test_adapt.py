@@ -140,3 +140,21 @@ def test_bad_inputs_give_clear_messages(base, tmp_path, capsys):
 
 def test_the_example_config_holds_the_defaults():
     assert AdaptSettings.from_yaml(ROOT / "configs/adapt.yaml") == AdaptSettings()
+
+
+def test_a_time_budget_in_the_config_replaces_the_default_steps(tmp_path):
+    path = tmp_path / "minutes.yaml"
+    path.write_text("minutes: 2\n")
+    settings = AdaptSettings.from_yaml(path)
+    assert settings.minutes == 2 and settings.steps is None
+    settings.check()
+
+
+def test_restore_adapt_refuses_an_existing_output_before_adapting(base, tmp_path, capsys):
+    folder = clipped_folder(tmp_path / "one", files=1)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"keep me")
+    assert main(["restore", str(folder / "take0.wav"), "-o", str(out), "--model", str(base), "--adapt", "5"]) == 1
+    captured = capsys.readouterr()
+    assert "exists; pass --overwrite" in captured.err and "adapted" not in captured.out
+    assert out.read_bytes() == b"keep me"

@@ -158,3 +158,11 @@ def test_restore_adapt_refuses_an_existing_output_before_adapting(base, tmp_path
     captured = capsys.readouterr()
     assert "exists; pass --overwrite" in captured.err and "adapted" not in captured.out
     assert out.read_bytes() == b"keep me"
+
+
+def test_a_time_budget_stops_adaptation(base, tmp_path):
+    recordings, _ = scan_recordings([clipped_folder(tmp_path / "r", files=1)])
+    model = load_model(base, precision="fp32")
+    _, report = adapt(model, recordings, AdaptSettings(steps=None, minutes=0.05), progress=False)
+    assert report.steps > 0 and not report.interrupted
+    assert report.seconds < 120  # three seconds of budget (without it, 10 million items would run for hours)

@@ -115,7 +115,7 @@ def run_restore(argv: list[str]) -> int:
     claimed: dict[Path, Path] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
-        for file, relative in files:
+        for position, (file, relative) in enumerate(files):
             target = _output_for(relative, args.out, many)
             task = bar.add_task(file.name, total=None)
             try:
@@ -139,10 +139,7 @@ def run_restore(argv: list[str]) -> int:
                 bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
                 restored += 1
                 if interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
-                    failures += [
-                        (str(f), "not restored: stopped by Ctrl-C")
-                        for f, _ in files[files.index((file, relative)) + 1 :]
-                    ]
+                    failures += [(str(f), "not restored: stopped by Ctrl-C") for f, _ in files[position + 1 :]]
                     break
             except ConfigError as error:
                 failures.append((str(file), str(error)))

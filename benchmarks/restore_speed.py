@@ -1,12 +1,18 @@
 """Speed and peak memory of ``declip restore`` on stereo 44.1 kHz audio of several lengths.
 
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
-        [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16]
+        [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
+        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--network]
 
 The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
-dB and written to a temporary FLAC by this process; each length is then restored to a WAV with
-:func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone. ``--model``
+dB and written to a temporary FLAC (or WAV) by this process; each length is then restored to a WAV
+with :func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone. ``--model``
 takes any reference ``declip restore`` takes (default: the zoo's default model).
+
+``--network`` times the network alone instead: batches of ``--batch-size`` windows of
+``--chunk-seconds`` (plus the model's context) through the model, as the restore runs them, with no
+file, detection or projection; its real-time factor counts stereo audio (two windows per second of
+a mono model's input, as a stereo restore feeds it).
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from declip.inference.restore import CHUNK_SECONDS
+from declip.inference.restore import BATCH_SIZE, CHUNK_SECONDS
 from declip.zoo.registry import DEFAULT_MODEL
 
 
 def make_input(path: Path, minutes: float, source: str | None, input_sdr: float) -> float:
-    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB; returns its seconds."""
+    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB (FLAC or WAV, from
+    ``path``'s suffix); returns its seconds."""
     import torch
 
     from declip.physics import threshold_for_sdr
@@ -43,23 +50,64 @@ def make_input(path: Path, minutes: float, source: str | None, input_sdr: float)
         base = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32) * 0.5
     theta = float(threshold_for_sdr(torch.from_numpy(base[: rate * 30].T.copy())[None], input_sdr)[0])
     reps = -(-int(minutes * 60 * rate) // len(base))
-    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_24") as f:
+    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_24") as f:  # the format follows the suffix
         for _ in range(reps):
             f.write(np.clip(base, -theta, theta))
     return reps * len(base) / rate
 
 
-def one_run(model: str, method: str, device: str, precision: str, source: Path, chunk_seconds: float) -> dict:
-    """Restore ``source`` in this (fresh) process; its peak memory is the restore's alone."""
+def one_run(args: argparse.Namespace) -> dict:
+    """Restore ``args.one`` in this (fresh) process; its peak memory is the restore's alone."""
     import declip
     from declip.cli.restore import _method
 
-    loaded = _method(method, model, device, precision)
+    loaded = _method(args.method, args.model, args.device, args.precision)
     start = time.perf_counter()
-    declip.restore(source, loaded, output=source.with_suffix(".out.wav"), chunk_seconds=chunk_seconds)
+    options = {"chunk_seconds": args.chunk_seconds, "batch_size": args.batch_size}
+    declip.restore(args.one, loaded, output=args.one.with_name(args.one.stem + ".out.wav"), **options)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "peak_mb": peak_mb, "precision": getattr(loaded, "precision", "fp32")}
+
+
+def network_only(args: argparse.Namespace, repeats: int = 20) -> None:
+    """Time the model on batches of windows as :func:`declip.restore` feeds it, nothing else."""
+    import torch
+
+    from declip.inference.precision import autocast
+    from declip.physics import Clipping
+    from declip.zoo import load_model
+
+    loaded = load_model(args.model, device=args.device, precision=args.precision)
+    rate = loaded.sample_rate or 44100
+    hop = loaded.hop
+    window = -(-int(args.chunk_seconds * rate) // hop) * hop + 2 * (-(-loaded.context // hop) * hop)
+    gen = torch.Generator().manual_seed(0)
+    y = (torch.randn(args.batch_size, loaded.channels, window, generator=gen) * 0.3).to(args.device)
+    theta = torch.full((args.batch_size, 1, 1), 0.3, device=args.device)
+    physics = Clipping(theta, -theta)
+    y = physics(y)
+
+    def sync() -> None:
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.inference_mode(), autocast(args.device, loaded.precision):
+        for _ in range(3):
+            loaded.model(y, physics)
+        sync()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            loaded.model(y, physics)
+        sync()
+        seconds = (time.perf_counter() - start) / repeats
+    windows_per_second = 2 if loaded.channels == 1 else 1  # of stereo audio: one per channel for a mono model
+    stereo_seconds = args.batch_size * args.chunk_seconds / windows_per_second
+    print(
+        f"network only: {args.batch_size} windows of {args.chunk_seconds:g} s (+ context: {window} samples), "
+        f"{loaded.precision}, {args.device}: {seconds * 1000:.2f} ms per batch, "
+        f"{stereo_seconds / seconds:.0f}x real time (stereo)"
+    )
 
 
 def main() -> None:
@@ -72,20 +120,26 @@ def main() -> None:
     parser.add_argument("--source", default=None)
     parser.add_argument("--input-sdr", type=float, default=5.0)
     parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--format", default="flac", choices=("flac", "wav"), help="the clipped input's format")
+    parser.add_argument("--network", action="store_true", help="time the network alone (no files)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.network:
+        network_only(args)
+        return
     if args.one is not None:
-        print(json.dumps(one_run(args.model, args.method, args.device, args.precision, args.one, args.chunk_seconds)))
+        print(json.dumps(one_run(args)))
         return
     print("| audio (min) | precision | wall (s) | real-time factor | peak memory (MB) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
-            path = Path(tmp) / f"clipped-{minutes:g}min.flac"
+            path = Path(tmp) / f"clipped-{minutes:g}min.{args.format}"
             seconds = make_input(path, minutes, args.source, args.input_sdr)
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
             command += ["--method", args.method, "--device", args.device, "--precision", args.precision]
-            command += ["--chunk-seconds", str(args.chunk_seconds)]
+            command += ["--chunk-seconds", str(args.chunk_seconds), "--batch-size", str(args.batch_size)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])
             rtf = seconds / r["seconds"]

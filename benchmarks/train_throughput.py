@@ -1,7 +1,7 @@
 """Training throughput of ``declip fit`` against a bare PyTorch loop: the Lightning overhead.
 
     python benchmarks/train_throughput.py --config configs/music.yaml --steps 200 \
-        [--set data.init_args.corpus.init_args.root=data/music] [--threads 2]
+        [--set data.init_args.corpus.init_args.root=data/music] [--threads 2] [--device cpu|cuda]
 
 Both runs build the same model, optimizer, batch size and data from the config, with the same
 seed and thread count, and time the same number of training steps after a few warm-up steps:
@@ -11,7 +11,8 @@ seed and thread count, and time the same number of training steps after a few wa
 2. a bare loop: ``next(loader)``, forward, the losses, backward, ``Adam.step``, nothing else.
 
 The overhead is ``(lightning - bare) / bare`` in wall time per step. The two run one after the
-other, so neither slows the other; the loader's workers run in both.
+other, so neither slows the other; the loader's workers run in both. On a GPU the clock is read
+after ``torch.cuda.synchronize()`` at the first timed step and at the last.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from declip.training import DeclipModule
 WARMUP = 10
 
 
+def sync() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 class StepTimer(L.Callback):
     """Wall time from the start of step ``WARMUP`` to the end of the last step."""
 
@@ -38,47 +44,55 @@ class StepTimer(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == WARMUP:
+            sync()
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.stop = time.perf_counter()
+        if trainer.global_step >= trainer.max_steps:
+            sync()
+            self.stop = time.perf_counter()
 
 
-def cli(config: str, overrides: list[str], steps: int, root: str) -> LightningCLI:
+def cli(config: str, overrides: list[str], steps: int, root: str, device: str) -> LightningCLI:
+    accelerator = "gpu" if device == "cuda" else "cpu"
     args = ["--config", config, *(f"--{o}" for o in overrides), f"--trainer.max_steps={WARMUP + steps}",
             "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
+            f"--trainer.accelerator={accelerator}", "--trainer.devices=1",
             f"--trainer.default_root_dir={root}", "--model.lr_schedule=constant"]  # fmt: skip
     return LightningCLI(DeclipModule, L.LightningDataModule, subclass_mode_data=True, run=False, args=args)
 
 
-def lightning_seconds(config: str, overrides: list[str], steps: int) -> float:
+def lightning_seconds(config: str, overrides: list[str], steps: int, device: str) -> float:
     with tempfile.TemporaryDirectory() as root:
-        run = cli(config, overrides, steps, root)
+        run = cli(config, overrides, steps, root, device)
         timer = StepTimer()
         run.trainer.callbacks.append(timer)
         run.trainer.fit(run.model, run.datamodule)
         return timer.stop - timer.start
 
 
-def bare_seconds(config: str, overrides: list[str], steps: int) -> tuple[float, str]:
+def bare_seconds(config: str, overrides: list[str], steps: int, device: str) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as root:
-        run = cli(config, overrides, steps, root)  # the same objects, built by the same parser
+        run = cli(config, overrides, steps, root, device)  # the same objects, built by the same parser
     module, data = run.model, run.datamodule
     L.seed_everything(run.config.get("seed_everything") or 0)
     data.setup("fit")
+    module.to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=module.hparams.lr)
     module.train()
     batches = iter(data.train_dataloader())
     for step in range(WARMUP + steps):
         if step == WARMUP:
+            sync()
             start = time.perf_counter()
-        batch = next(batches)
+        batch = {key: value.to(device, non_blocking=True) for key, value in next(batches).items()}
         physics = Clipping(batch["high"], batch["low"])
         x_net = module.model(batch["y"], physics)
         loss = sum(loss(x_net, batch["y"], physics, module.model, batch.get("x")) for loss in module.losses)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    sync()
     return time.perf_counter() - start, module.regime
 
 
@@ -88,11 +102,15 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE (repeatable)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    bare, regime = bare_seconds(args.config, args.set, args.steps)
-    lightning = lightning_seconds(args.config, args.set, args.steps)
-    print(f"config: {args.config} ({regime}); {args.steps} steps after {WARMUP} warm-up; torch threads {args.threads}")
+    bare, regime = bare_seconds(args.config, args.set, args.steps, args.device)
+    lightning = lightning_seconds(args.config, args.set, args.steps, args.device)
+    print(
+        f"config: {args.config} ({regime}); {args.steps} steps after {WARMUP} warm-up; "
+        f"torch threads {args.threads}; device {args.device}"
+    )
     print("| loop | s/step | steps/s |")
     print("|---|---|---|")
     for name, seconds in (("bare PyTorch", bare), ("declip fit (Lightning)", lightning)):

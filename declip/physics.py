@@ -19,13 +19,16 @@ from declip.errors import ConfigError
 class ClipMasks:
     """Boolean masks of a clipped signal: ``reliable | high | low`` covers every sample once."""
 
-    reliable: Tensor
     high: Tensor
     low: Tensor
 
     @property
     def clipped(self) -> Tensor:
         return self.high | self.low
+
+    @property
+    def reliable(self) -> Tensor:
+        return ~(self.high | self.low)
 
     @property
     def signed(self) -> Tensor:
@@ -66,13 +69,14 @@ class Clipping:
         """Masks of the measurement ``y``: samples at or beyond a threshold count as clipped."""
         high = y >= self.high.to(y)
         low = y <= self.low.to(y)
-        return ClipMasks(reliable=~(high | low), high=high, low=low)
+        return ClipMasks(high=high, low=low)
 
-    def project(self, x: Tensor, y: Tensor) -> Tensor:
+    def project(self, x: Tensor, y: Tensor, masks: ClipMasks | None = None) -> Tensor:
         """Nearest signal consistent with ``y``: reliable samples := y, clipped ones pushed to at least
-        the threshold with the sign of ``y``. Idempotent; keeps reliable samples bit-exact."""
-        m = self.masks(y)
-        out = torch.where(m.reliable, y, x)
+        the threshold with the sign of ``y``. Idempotent; keeps reliable samples bit-exact. ``masks``:
+        ``self.masks(y)`` when the caller has it already."""
+        m = self.masks(y) if masks is None else masks
+        out = torch.where(m.clipped, x, y)
         out = torch.where(m.high, torch.maximum(out, self.high.to(x)), out)
         return torch.where(m.low, torch.minimum(out, self.low.to(x)), out)
 

@@ -82,9 +82,7 @@ def restore_chunked(
     high = physics.high.expand(items, y.shape[1], 1) if physics.high.dim() == 3 else physics.high
     low = physics.low.expand(items, y.shape[1], 1) if physics.low.dim() == 3 else physics.low
     out = y.clone() if skip_unclipped or span is not None else torch.empty_like(y)
-    counts = None
-    if skip_unclipped:  # clipped samples before each position, to test a window's core in O(1)
-        counts = torch.nn.functional.pad(Clipping(high, low).masks(y).clipped.any(1).cumsum(-1), (1, 0))
+    clipped = Clipping(high, low).masks(y).clipped.any(1) if skip_unclipped else None  # (items, time)
     plan = chunk_plan(length, chunk, context, hop, span)
     by_length: dict[int, list[tuple[int, int, int, int]]] = {}
     for window in plan:
@@ -92,9 +90,9 @@ def restore_chunked(
     done, total = 0, len(plan) * items
     for windows in by_length.values():
         jobs = [(item, w) for w in windows for item in range(items)]
-        if counts is not None:  # widened a little: resampling to the model's rate moves plateau edges
+        if clipped is not None:  # widened a little: resampling to the model's rate moves plateau edges
             done += len(jobs)
-            jobs = [(item, w) for item, w in jobs if _clipped_near(counts[item], w[2], w[3], length)]
+            jobs = [(item, w) for item, w in jobs if _clipped_near(clipped[item], w[2], w[3])]
             done -= len(jobs)
         for first in range(0, len(jobs), batch_size):
             batch = jobs[first : first + batch_size]
@@ -112,9 +110,9 @@ def restore_chunked(
     return out
 
 
-def _clipped_near(counts: Tensor, start: int, stop: int, length: int) -> bool:
-    """Whether ``[start - SKIP_MARGIN, stop + SKIP_MARGIN)`` holds a clipped sample (``counts``: cumulative)."""
-    return bool(counts[min(stop + SKIP_MARGIN, length)] > counts[max(start - SKIP_MARGIN, 0)])
+def _clipped_near(clipped: Tensor, start: int, stop: int) -> bool:
+    """Whether ``[start - SKIP_MARGIN, stop + SKIP_MARGIN)`` holds a clipped sample (``clipped``: a mask)."""
+    return bool(clipped[max(start - SKIP_MARGIN, 0) : stop + SKIP_MARGIN].any())
 
 
 def _pick(threshold: Tensor, idx: Tensor) -> Tensor:

@@ -50,44 +50,101 @@ def detect_clip_level_blocks(
     dtype: torch.dtype = torch.float32,
 ) -> ClipLevel:
     """:func:`detect_clip_level` over a signal given as consecutive blocks ``(channels, time)``;
-    ``blocks()`` must yield them afresh on each call (it is read twice), so memory stays bounded."""
-    top = bottom = None
+    ``blocks()`` yields them afresh on each call, so memory stays bounded.
+
+    One read in the common case: each block is summarised against the band below its own peak, and
+    blocks whose peak is the signal's peak (every block a clipped recording reaches the level in)
+    need nothing more. Only blocks that peak inside the band but below the signal's peak are read a
+    second time. The summaries are joined across block edges from the samples kept at each end."""
+    records: list[dict[str, _Summary]] = []  # plain Python numbers: no small tensor outlives its block
+    channels, block_dtype = 0, dtype
     for block in blocks():
-        top = block.amax(-1).double() if top is None else torch.maximum(top, block.amax(-1).double())
-        bottom = block.amin(-1).double() if bottom is None else torch.minimum(bottom, block.amin(-1).double())
-    peaks = {"high": top, "low": -bottom}
-    # at or beyond the band's edge counts as at the extreme; compared in the block's own float type
-    edges = {name: peak - tolerance * peak.abs() for name, peak in peaks.items()}
-    state = {
-        name: {"runs": torch.zeros_like(top, dtype=torch.long), "level": torch.full_like(top, torch.inf),
-               "near": torch.zeros_like(top, dtype=torch.bool), "pair": torch.zeros_like(top, dtype=torch.bool)}
-        for name in peaks
-    }  # fmt: skip
-    for block in blocks():
-        if not block.is_floating_point():
-            block = block.to(dtype)
-        for name in peaks:
-            edge, st = edges[name].to(block.dtype)[:, None], state[name]
-            if name == "high":
-                near = block >= edge
-                level = block.masked_fill(~near, torch.inf).amin(-1).double()
-            else:
-                near = block <= -edge
-                level = -block.masked_fill(~near, -torch.inf).amax(-1).double()
-            st["level"] = torch.minimum(st["level"], level)
-            extended = torch.cat([st["near"][:, None], near], -1)  # runs continue across blocks
-            pair = extended[:, 1:] & extended[:, :-1]
-            before = torch.cat([st["pair"][:, None], pair[:, :-1]], -1)
-            st["runs"] += (pair & ~before).sum(-1)
-            st["near"], st["pair"] = near[:, -1], pair[:, -1]
+        block = block if block.is_floating_point() else block.to(dtype)
+        channels, block_dtype = block.shape[0], block.dtype
+        if block.shape[-1]:
+            records.append({name: _summarise(v, tolerance) for name, v in (("high", block), ("low", -block))})
+    if not records:
+        raise ValueError("no samples to detect a clip level in")
+    peaks = {name: [max(r[name].peak[c] for r in records) for c in range(channels)] for name in ("high", "low")}
+    edges = {
+        name: _edge(torch.tensor(peak, dtype=torch.float64), tolerance).to(block_dtype) for name, peak in peaks.items()
+    }
+    bands = {name: edge.double().tolist() for name, edge in edges.items()}
+    stale = [
+        any(bands[n][c] <= r[n].peak[c] < peaks[n][c] for n in peaks for c in range(channels)) for r in records
+    ]  # peaked inside the band but below the top: summarised against the wrong edge
+    if any(stale):
+        nonempty = (block for block in blocks() if block.shape[-1])
+        for index, block in enumerate(nonempty):
+            if stale[index]:
+                block = block if block.is_floating_point() else block.to(dtype)
+                pairs = (("high", block), ("low", -block))
+                records[index] = {name: _summarise(v, tolerance, edges[name]) for name, v in pairs}
     out = {}
     for name, sign in (("high", 1.0), ("low", -1.0)):
-        peak, st = peaks[name], state[name]
-        clipped = (st["runs"] >= min_plateaus) & (peak > 0)
+        peak = torch.tensor(peaks[name], dtype=torch.float64)
+        runs, level = _join([r[name] for r in records], bands[name])
+        clipped = (torch.tensor(runs) >= min_plateaus) & (peak > 0)
         beyond = peak.clamp(min=0) * (1 + 1e-3) + 1e-9  # just past the extreme: nothing counts as clipped
-        out[name] = (sign * torch.where(clipped, st["level"], beyond))[:, None]
+        out[name] = (sign * torch.where(clipped, torch.tensor(level, dtype=torch.float64), beyond))[:, None]
         out[f"clipped_{name}"] = clipped
     # an unclipped polarity takes at least the other's magnitude, keeping the scale representative
     high = torch.where(out["clipped_high"][:, None], out["high"], torch.maximum(out["high"], -out["low"]))
     low = torch.where(out["clipped_low"][:, None], out["low"], torch.minimum(out["low"], -out["high"]))
     return ClipLevel(high.to(dtype), low.to(dtype), out["clipped_high"], out["clipped_low"])
+
+
+@dataclass
+class _Summary:
+    """One non-empty block of one polarity ``v`` (the signal, or its negation) against an edge:
+    samples at or above it are "near" the extreme. Per channel, as exact Python floats: ``peak``,
+    ``level`` (the lowest near value, inf if none), ``starts`` (runs of two or more near samples
+    that start inside the block, one at its first sample counted as a start) and the block's first
+    and last two values, which join runs across block edges."""
+
+    peak: list[float]
+    level: list[float]
+    starts: list[int]
+    head: list[list[float]]
+    tail: list[list[float]]
+
+
+def _edge(peak: Tensor, tolerance: float) -> Tensor:
+    return peak - tolerance * peak.abs()  # at or beyond the band's edge counts as at the extreme
+
+
+def _summarise(v: Tensor, tolerance: float, edge: Tensor | None = None) -> _Summary:
+    """``v`` against ``edge`` (per channel, in ``v``'s float type), by default its own band's edge."""
+    peak = v.amax(-1)
+    if edge is None:
+        edge = _edge(peak.double(), tolerance).to(v.dtype)
+    near = v >= edge[:, None]
+    level = v.masked_fill(~near, torch.inf).amin(-1)
+    pair = near[:, 1:] & near[:, :-1]
+    starts = pair[:, :1].sum(-1) + (pair[:, 1:] & ~pair[:, :-1]).sum(-1)
+    exact = {"peak": peak, "level": level, "head": v[:, :2], "tail": v[:, -2:]}
+    return _Summary(**{k: t.double().tolist() for k, t in exact.items()}, starts=starts.tolist())
+
+
+def _join(summaries: list[_Summary], edge: list[float]) -> tuple[list[int], list[float]]:
+    """Per channel: runs of two or more samples at or above ``edge`` over the blocks in order (a run
+    across a block edge counts once), and the lowest such sample."""
+    runs, levels = [], []
+    for c, e in enumerate(edge):
+        count, level, near_last, pair_last = 0, float("inf"), False, False
+        for s in summaries:
+            if s.peak[c] >= e:  # else no sample of the block is near
+                count += s.starts[c]
+                level = min(level, s.level[c])
+            head = [x >= e for x in s.head[c]]
+            tail = [x >= e for x in s.tail[c]]
+            cross = near_last and head[0]  # the pair across the block edge
+            count += cross and not pair_last  # ... starts a run
+            if len(head) == 2:
+                count -= cross and head[1]  # ... so the block's first pair does not
+                near_last, pair_last = tail[1], tail[0] and tail[1]
+            else:
+                near_last, pair_last = head[0], cross
+        runs.append(count)
+        levels.append(level)
+    return runs, levels

@@ -142,6 +142,8 @@ def restore_array(
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
     kept bit-exact; clipped ones end at or beyond the level with the sign of the input."""
     audio = audio.float()
+    if audio.shape[-1] == 0:
+        raise ConfigError("the audio holds no samples")
     _check_finite(audio)
     physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
     clipped = bool(physics.masks(audio).clipped.any()) if detected is None else detected
@@ -236,17 +238,20 @@ def restore_file(
         path, decode = source_path["path"], source_path["decode"]
         with contextlib.ExitStack() as stack:
             f = stack.enter_context(sf.SoundFile(path))
-            copy = (
-                stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="RF64"))
-                if decode
-                else None
-            )
+            copy = writing = None
+            if decode:  # the copy is written by its own thread, while the next block decodes
+                copy = stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="RF64"))
+                writer = stack.enter_context(ThreadPoolExecutor(1))
             for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
                 chunk = torch.from_numpy(data.T.copy())
                 _check_finite(chunk)
                 if copy is not None:
-                    copy.write(data)
+                    if writing is not None:
+                        writing.result()
+                    writing = writer.submit(copy.write, data)
                 yield chunk
+            if writing is not None:
+                writing.result()
         if decode:
             source_path.update(path=decoded, decode=False)
 
@@ -280,12 +285,13 @@ def restore_file(
                 y = window[:, start - first : stop - first]
                 if threshold is not None:  # else detection has checked every sample
                     _check_finite(window)
-                count = int(physics.masks(y).clipped.sum())
+                masks = physics.masks(y)
+                count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
                 restored = y
                 if count and detected is not False:
                     span = (start - first, stop - first)
                     estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size, span=span)
-                    restored = physics.project(estimate[:, start - first : stop - first], y)
+                    restored = physics.project(estimate[:, start - first : stop - first], y, masks)
                 clipped_count += count
                 peak_in = max(peak_in, float(y.abs().max()))
                 peak = max(peak, float(restored.abs().max()))

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from declip.inference.detect import detect_clip_level
+from declip.inference.detect import detect_clip_level, detect_clip_level_blocks
 from declip.physics import Clipping, threshold_for_sdr
 from tests.conftest import music
 
@@ -85,3 +85,52 @@ def test_float64_input_keeps_its_precision():
     found = Clipping(level.high, level.low).masks(x.clamp(-0.1, 0.1)).clipped
     truly = x.abs() >= 0.1
     assert (found | ~truly).all() and (found & ~truly).sum() <= 3  # extras only within 1e-5 of the level
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("high", "low", "clipped_high", "clipped_low"))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_any_split_into_blocks_gives_the_one_block_result(seed):
+    """Blocks are read once and joined at their edges; blocks that peak inside the tolerance band but
+    below the top (rounding ripple) are read again. Runs across edges, 1-sample blocks included."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(2, 400, (1,), generator=gen))
+    y = (torch.randn(2, n, generator=gen) * 0.5).clamp(-0.3, 0.3)
+    ripple = float(torch.tensor([0.0, 3e-6, 2e-5])[seed % 3])  # none, inside the band, beyond it
+    y = y + (y.abs() >= 0.3) * torch.randn(y.shape, generator=gen) * 0.3 * ripple
+    cuts = torch.randperm(n - 1, generator=gen)[: seed % 7].add(1).sort().values.tolist()
+    if seed % 5 == 0:
+        cuts = sorted(set(cuts) | {1, n - 1})  # 1-sample blocks at both ends
+    blocks = list(torch.tensor_split(y, cuts, dim=-1))
+    assert _same(detect_clip_level_blocks(lambda: blocks), detect_clip_level(y))
+
+
+def test_a_plateau_across_a_block_edge_counts_once():
+    y = torch.zeros(1, 40)
+    for start in (3, 12, 25):
+        y[0, start : start + 3] = 0.5
+    whole = detect_clip_level(y)
+    assert whole.clipped_high.all()  # three plateaus
+    split = detect_clip_level_blocks(lambda: list(torch.tensor_split(y, [4, 13, 14, 26], dim=-1)))
+    assert _same(split, whole)
+    y[0, 25:28] = 0.0  # two plateaus left: not clipped, however it is cut
+    assert not detect_clip_level_blocks(lambda: list(torch.tensor_split(y, [4, 13, 14], dim=-1))).any
+
+
+def test_exact_plateaus_are_read_once_and_ripple_reads_only_again():
+    y = _stereo(2.0).clamp(-0.3, 0.3)
+    reads = []
+
+    def blocks(signal):
+        def read():
+            reads.append(1)
+            return list(signal.split(4410, -1))
+
+        return read
+
+    assert detect_clip_level_blocks(blocks(y)).any and len(reads) == 1
+    reads.clear()
+    rippled = y + (y.abs() >= 0.3) * torch.randn_like(y) * 0.3 * 3e-6
+    assert _same(detect_clip_level_blocks(blocks(rippled)), detect_clip_level(rippled)) and len(reads) == 2

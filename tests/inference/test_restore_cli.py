@@ -133,6 +133,8 @@ def test_python_api_on_arrays_and_files(checkpoint, tmp_path):
     account = declip.restore(tmp_path / "in.wav", checkpoint, output=tmp_path / "out.wav", precision="fp32")
     assert "clipped" in account
     np.testing.assert_allclose(sf.read(tmp_path / "out.wav", dtype="float32")[0], restored, atol=1e-6)
+    with pytest.raises(ConfigError, match="no samples"):
+        declip.restore(np.zeros((0, 2), np.float32), model, sample_rate=16000)
 
 
 def test_a_given_threshold_finds_the_plateaus_of_integer_files(checkpoint, tmp_path, capsys):

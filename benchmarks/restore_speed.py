@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -137,6 +138,7 @@ def main() -> None:
         for minutes in args.minutes:
             path = Path(tmp) / f"clipped-{minutes:g}min.{args.format}"
             seconds = make_input(path, minutes, args.source, args.input_sdr)
+            os.sync()  # the input's write-back to disk would otherwise compete with the restore
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
             command += ["--method", args.method, "--device", args.device, "--precision", args.precision]
             command += ["--chunk-seconds", str(args.chunk_seconds), "--batch-size", str(args.batch_size)]

@@ -35,8 +35,9 @@ def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, 
 
 
 def _output_for(relative: Path, out: str, many: bool) -> Path:
-    """``OUT/<input path below its folder>.wav`` when OUT is a folder (or several inputs), else OUT."""
-    if many or Path(out).is_dir() or out.endswith(("/", os.sep)):
+    """``OUT/<input path below its folder>.wav`` when OUT is a folder (or several inputs, or a path
+    with no suffix, which becomes a folder), else OUT."""
+    if many or Path(out).is_dir() or out.endswith(("/", os.sep)) or not Path(out).suffix:
         return Path(out) / relative.with_suffix(".wav")
     return Path(out)
 

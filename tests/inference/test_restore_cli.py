@@ -222,3 +222,11 @@ def test_compressed_input_decoded_once_gives_the_wav_result_and_bf16_is_close(ch
     assert np.array_equal(c[reliable], y[reliable]) and not np.array_equal(c, a)
     assert np.linalg.norm(c - a) / np.linalg.norm(a - y) < 0.02
     assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav", "c.wav"]  # no scratch files left
+
+
+def test_a_new_output_path_without_suffix_is_a_folder(checkpoint, tmp_path):
+    src = _clipped(tmp_path, "song.flac", level=0.3)
+    assert main(["restore", str(src), "-o", str(tmp_path / "restored"), "--model", checkpoint]) == 0
+    assert (tmp_path / "restored" / "song.wav").is_file()
+    assert main(["restore", str(src), "-o", str(tmp_path / "one.flac"), "--model", checkpoint]) == 1
+    assert not (tmp_path / "one.flac").exists()

@@ -2,7 +2,7 @@
 
     python benchmarks/adapt_domain.py --clean data/speech [--eval 4] [--model unet-music-mcei] \
         [--steps 300] [--lr 1e-5] [--adapt-sdr 1,20] [--levels 1,3,5,7,10,15,20] \
-        [--seconds 30] [--offset 0] [--json OUT]
+        [--seconds 30] [--offset 0] [--config configs/adapt.yaml] [--json OUT]
 
 The files of ``--clean`` (sorted by name) are split: the last ``--eval`` are held out for scoring,
 the others are clipped, each at an input SDR drawn (seeded) from ``--adapt-sdr``, and written as
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--offset", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, default=None, help="adaptation settings (declip adapt --config)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     files = sorted(Path(source.path) for source in find_audio([args.clean]) if source.member is None)
@@ -81,7 +82,12 @@ def main() -> None:
         recordings, failures = scan_recordings([tmp])
         assert not failures, failures
         start = time.perf_counter()
-        adapted, report = adapt(base, recordings, AdaptSettings(steps=args.steps, lr=args.lr), progress=False)
+        settings = (
+            AdaptSettings.from_yaml(args.config, steps=args.steps, lr=args.lr)
+            if args.config
+            else AdaptSettings(steps=args.steps, lr=args.lr)
+        )
+        adapted, report = adapt(base, recordings, settings, progress=False)
         adapt_seconds = time.perf_counter() - start
     print(f"adapted on {len(recordings)} clipped files ({seconds_of_audio:.0f} s, input SDR {low:g}-{high:g} dB): "
           f"{args.steps} steps, lr {args.lr}, {adapt_seconds:.0f} s")  # fmt: skip

@@ -129,3 +129,33 @@ def test_losses_are_invariant_to_a_common_rescaling(clipped):
         a = loss(estimate, y, physics, identity)
         b = loss(7 * estimate, 7 * y, scaled, identity)
         assert a.item() == pytest.approx(b.item(), rel=1e-5)
+
+
+def test_clipped_only_ei_ignores_reliable_samples_and_scores_clipped_ones():
+    torch.manual_seed(0)
+    y = (torch.randn(4, 1, 256) * 0.5).clamp(-0.4, 0.4)
+    physics = Clipping(torch.tensor(0.4))
+    x_net = y * 1.5  # clipped samples beyond the level, reliable ones away from y
+    target = physics.project(x_net, y)  # with g = 1 the second pass must give back P(x_net)
+
+    def wrong_on_reliable(y2, phys):  # exact on clipped samples, off by 1 on the others
+        return torch.where(phys.masks(y2).clipped, target, y2 + 1.0)
+
+    clipped_only = EILoss(weight=1.0, g_min=1.0, g_max=1.0, clipped_only=True)
+    assert float(clipped_only(x_net, y, physics, wrong_on_reliable)) == 0.0
+    plain = EILoss(weight=1.0, g_min=1.0, g_max=1.0)
+    assert float(plain(x_net, y, physics, wrong_on_reliable)) > 0.5  # the plain loss counts them
+
+
+def test_clipped_only_ei_gives_a_gradient_below_the_threshold():
+    y = torch.tensor([[[0.1, 0.4, 0.4, 0.4, -0.2]]])
+    physics = Clipping(torch.tensor(0.4))
+    z = torch.zeros(1, 1, 5, requires_grad=True)
+
+    def model(y2, phys):  # an estimate stuck at the clipped value on clipped samples
+        return y2 + z
+
+    loss = EILoss(weight=1.0, g_min=1.0, g_max=1.0, clipped_only=True)
+    x_net = torch.tensor([[[0.1, 0.5, 0.7, 0.5, -0.2]]])
+    loss(x_net, y, physics, model).backward()
+    assert z.grad[0, 0, 1:4].lt(0).all() and z.grad[0, 0, [0, 4]].eq(0).all()  # lifts clipped samples only

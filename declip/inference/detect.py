@@ -59,30 +59,30 @@ def detect_clip_level_blocks(
     records: list[dict[str, _Summary]] = []  # plain Python numbers: no small tensor outlives its block
     channels, block_dtype = 0, dtype
     for block in blocks():
-        block = block if block.is_floating_point() else block.to(dtype)
-        channels, block_dtype = block.shape[0], block.dtype
         if block.shape[-1]:
-            records.append({name: _summarise(v, tolerance) for name, v in (("high", block), ("low", -block))})
+            channels, block_dtype = block.shape[0], _float(block, dtype).dtype
+            records.append(_summarise_both(block, dtype, tolerance))
     if not records:
         raise ValueError("no samples to detect a clip level in")
-    peaks = {name: [max(r[name].peak[c] for r in records) for c in range(channels)] for name in ("high", "low")}
-    edges = {
-        name: _edge(torch.tensor(peak, dtype=torch.float64), tolerance).to(block_dtype) for name, peak in peaks.items()
+    # the extremes of the samples as given (an integer block's before its conversion); NaN propagates
+    peaks = {
+        name: torch.tensor([r[name].peak for r in records], dtype=torch.float64).amax(0) for name in ("high", "low")
     }
+    edges = {name: _edge(peak, tolerance).to(block_dtype) for name, peak in peaks.items()}
     bands = {name: edge.double().tolist() for name, edge in edges.items()}
+    tops = {name: peak.tolist() for name, peak in peaks.items()}
     stale = [
-        any(bands[n][c] <= r[n].peak[c] < peaks[n][c] for n in peaks for c in range(channels)) for r in records
-    ]  # peaked inside the band but below the top: summarised against the wrong edge
+        any(r[n].top[c] >= bands[n][c] and r[n].peak[c] < tops[n][c] for n in peaks for c in range(channels))
+        for r in records
+    ]  # reaches into the band but peaks below the top: summarised against the wrong edge
     if any(stale):
         nonempty = (block for block in blocks() if block.shape[-1])
         for index, block in enumerate(nonempty):
             if stale[index]:
-                block = block if block.is_floating_point() else block.to(dtype)
-                pairs = (("high", block), ("low", -block))
-                records[index] = {name: _summarise(v, tolerance, edges[name]) for name, v in pairs}
+                records[index] = _summarise_both(block, dtype, tolerance, edges)
     out = {}
     for name, sign in (("high", 1.0), ("low", -1.0)):
-        peak = torch.tensor(peaks[name], dtype=torch.float64)
+        peak = peaks[name]
         runs, level = _join([r[name] for r in records], bands[name])
         clipped = (torch.tensor(runs) >= min_plateaus) & (peak > 0)
         beyond = peak.clamp(min=0) * (1 + 1e-3) + 1e-9  # just past the extreme: nothing counts as clipped
@@ -97,12 +97,14 @@ def detect_clip_level_blocks(
 @dataclass
 class _Summary:
     """One non-empty block of one polarity ``v`` (the signal, or its negation) against an edge:
-    samples at or above it are "near" the extreme. Per channel, as exact Python floats: ``peak``,
-    ``level`` (the lowest near value, inf if none), ``starts`` (runs of two or more near samples
-    that start inside the block, one at its first sample counted as a start) and the block's first
-    and last two values, which join runs across block edges."""
+    samples at or above it are "near" the extreme. Per channel, as exact Python floats: ``peak``
+    (of the samples as given), ``top`` (of them in the float type compared), ``level`` (the lowest
+    near value, inf if none), ``starts`` (runs of two or more near samples that start inside the
+    block, one at its first sample counted as a start) and the block's first and last two values,
+    which join runs across block edges."""
 
     peak: list[float]
+    top: list[float]
     level: list[float]
     starts: list[int]
     head: list[list[float]]
@@ -113,16 +115,34 @@ def _edge(peak: Tensor, tolerance: float) -> Tensor:
     return peak - tolerance * peak.abs()  # at or beyond the band's edge counts as at the extreme
 
 
-def _summarise(v: Tensor, tolerance: float, edge: Tensor | None = None) -> _Summary:
-    """``v`` against ``edge`` (per channel, in ``v``'s float type), by default its own band's edge."""
-    peak = v.amax(-1)
+def _float(block: Tensor, dtype: torch.dtype) -> Tensor:
+    return block if block.is_floating_point() else block.to(dtype)
+
+
+def _summarise_both(
+    block: Tensor, dtype: torch.dtype, tolerance: float, edges: dict[str, Tensor] | None = None
+) -> dict[str, _Summary]:
+    """Both polarities of ``block``; the peaks come from the samples as given, before an integer
+    block is converted to ``dtype`` (whose rounding could move them)."""
+    peaks = {"high": block.amax(-1).double(), "low": -block.amin(-1).double()}
+    v = _float(block, dtype)
+    return {
+        name: _summarise(signal, tolerance, peaks[name], None if edges is None else edges[name])
+        for name, signal in (("high", v), ("low", -v))
+    }
+
+
+def _summarise(v: Tensor, tolerance: float, peak: Tensor, edge: Tensor | None = None) -> _Summary:
+    """``v`` against ``edge`` (per channel, in ``v``'s float type), by default the edge of the band
+    below ``peak``."""
+    top = v.amax(-1)
     if edge is None:
-        edge = _edge(peak.double(), tolerance).to(v.dtype)
+        edge = _edge(peak, tolerance).to(v.dtype)
     near = v >= edge[:, None]
     level = v.masked_fill(~near, torch.inf).amin(-1)
     pair = near[:, 1:] & near[:, :-1]
     starts = pair[:, :1].sum(-1) + (pair[:, 1:] & ~pair[:, :-1]).sum(-1)
-    exact = {"peak": peak, "level": level, "head": v[:, :2], "tail": v[:, -2:]}
+    exact = {"peak": peak, "top": top, "level": level, "head": v[:, :2], "tail": v[:, -2:]}
     return _Summary(**{k: t.double().tolist() for k, t in exact.items()}, starts=starts.tolist())
 
 
@@ -133,7 +153,7 @@ def _join(summaries: list[_Summary], edge: list[float]) -> tuple[list[int], list
     for c, e in enumerate(edge):
         count, level, near_last, pair_last = 0, float("inf"), False, False
         for s in summaries:
-            if s.peak[c] >= e:  # else no sample of the block is near
+            if s.top[c] >= e:  # else no sample of the block is near
                 count += s.starts[c]
                 level = min(level, s.level[c])
             head = [x >= e for x in s.head[c]]

@@ -176,7 +176,7 @@ def _check_finite(block: Tensor) -> None:
 
 
 def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tuple[Clipping, bool | None]:
-    """The clipping operator: detected from ``blocks`` (read twice), or at ``threshold`` for every
+    """The clipping operator: detected from ``blocks`` (read once, or twice when needed), or at ``threshold`` for every
     channel (samples within 1e-5 of it count as at it: integer formats store 0.3 as 0.29999...)."""
     if threshold is None:
         level = detect_clip_level_blocks(blocks)

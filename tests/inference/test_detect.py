@@ -134,3 +134,16 @@ def test_exact_plateaus_are_read_once_and_ripple_reads_only_again():
     reads.clear()
     rippled = y + (y.abs() >= 0.3) * torch.randn_like(y) * 0.3 * 3e-6
     assert _same(detect_clip_level_blocks(blocks(rippled)), detect_clip_level(rippled)) and len(reads) == 2
+
+
+def test_integer_peaks_are_taken_before_conversion_to_float():
+    top = 2**24 + 1  # float32 rounds it down to 2**24, which would put 16777048 inside the band
+    y = torch.tensor([[top, top, 0, top, top, 0, 16777048, 16777048]], dtype=torch.int32)
+    assert not detect_clip_level(y).any  # two plateaus at the top, the third pair is below the band
+    assert _same(detect_clip_level_blocks(lambda: [y[:, :3], y[:, 3:]]), detect_clip_level(y))
+
+
+def test_a_nan_peak_does_not_depend_on_block_order():
+    y = torch.tensor([[0.5, 0.5, 0.1, 0.5, 0.5, 0.2, 0.5, 0.5, float("nan")]])
+    for blocks in ([y[:, :4], y[:, 4:]], [y[:, 8:], y[:, :8]]):
+        assert detect_clip_level_blocks(lambda b=blocks: b).high.isnan().all()

@@ -37,7 +37,8 @@ def test_print_config_shows_every_knob(tmp_path):
     config = yaml.safe_load(result.stdout)
     losses = config["model"]["losses"]
     assert [loss["class_path"] for loss in losses] == ["declip.losses.MCLoss", "declip.losses.EILoss"]
-    assert set(losses[1]["init_args"]) == {"weight", "g_min", "g_max", "distribution", "sign_flip", "detach_target", "clipped_only"}
+    ei_knobs = {"weight", "g_min", "g_max", "distribution", "sign_flip", "detach_target", "clipped_only"}
+    assert set(losses[1]["init_args"]) == ei_knobs
     assert config["model"]["backbone"]["init_args"]["frame"] == 512
     assert config["data"]["init_args"]["input_sdr_range"] == [1.0, 20.0]
 

@@ -71,4 +71,9 @@ def run_adapt(argv: list[str]) -> int:
         f"(best moving average); wrote {out}"
     )
     print(f"restore with: declip restore INPUT -o OUT --model {out}")
+    print(
+        "note: adaptation is experimental; on the benchmarks so far (SQAM, speech, held-out music) it has not "
+        "improved restorations and can lower them (docs/results.md): compare with the base model before relying on it",
+        file=sys.stderr,
+    )
     return 0

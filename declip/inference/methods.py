@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from torch import Tensor
 
@@ -11,6 +12,33 @@ from declip.baselines import ASPADE
 from declip.physics import Clipping
 
 SETTINGS = ASPADE(batch_frames=64)  # the survey's settings
+
+
+class RestoreMethod(Protocol):
+    """What ``declip.restore`` needs of a method: a trained model (:class:`LoadedModel`) or a
+    classical one (:class:`ASPADEMethod`)."""
+
+    sample_rate: int | None  # None: works at any rate
+    channels: int  # 1: each channel on its own
+    info: dict
+
+    @property
+    def hop(self) -> int: ...  # window starts lie on this grid
+
+    @property
+    def context(self) -> int: ...  # samples each side a window needs to match one pass
+
+    def estimate(
+        self,
+        items: Tensor,
+        physics: Clipping,
+        chunk: int,
+        batch_size: int,
+        progress: Callable | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> Tensor:
+        """The estimate of ``items`` ``(n, channels, time)`` at ``sample_rate``, before the projection."""
+        ...
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch import Tensor
 from declip.errors import ConfigError
 from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
+from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
 from declip.inference.prefetch import prefetched
 from declip.models import Declipper
@@ -100,7 +101,7 @@ class RestoreReport:
 def _estimate(
     y: Tensor,
     rate: int,
-    model: LoadedModel,
+    model: RestoreMethod,
     physics: Clipping,
     chunk_seconds: float,
     batch_size: int,
@@ -131,7 +132,7 @@ def _estimate(
 def restore_array(
     audio: Tensor,
     sample_rate: int,
-    model: LoadedModel,
+    model: RestoreMethod,
     threshold: float | None = None,
     chunk_seconds: float = CHUNK_SECONDS,
     batch_size: int = BATCH_SIZE,
@@ -189,7 +190,7 @@ def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tu
 def restore_file(
     file: str | Path,
     target: str | Path,
-    model: LoadedModel,
+    model: RestoreMethod,
     threshold: float | None = None,
     chunk_seconds: float = CHUNK_SECONDS,
     batch_size: int = BATCH_SIZE,
@@ -332,7 +333,7 @@ def restore_file(
 
 def restore(
     audio: str | Path | np.ndarray | Tensor,
-    model: str | Path | LoadedModel = DEFAULT_MODEL,
+    model: str | Path | RestoreMethod = DEFAULT_MODEL,
     sample_rate: int | None = None,
     output: str | Path | None = None,
     threshold: float | None = None,
@@ -350,7 +351,7 @@ def restore(
     ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.
     ``precision`` applies to a model loaded here (``auto``, ``fp32``, ``bf16``); a loaded model keeps its own.
     """
-    if not isinstance(model, LoadedModel):
+    if isinstance(model, (str, Path)):
         from declip.zoo import load_model
 
         model = load_model(model, precision=precision)

@@ -230,3 +230,15 @@ def test_a_new_output_path_without_suffix_is_a_folder(checkpoint, tmp_path):
     assert (tmp_path / "restored" / "song.wav").is_file()
     assert main(["restore", str(src), "-o", str(tmp_path / "one.flac"), "--model", checkpoint]) == 1
     assert not (tmp_path / "one.flac").exists()
+
+
+def test_the_python_api_takes_a_classical_method_object():
+    import declip
+    from declip.inference.methods import ASPADEMethod
+
+    x = (0.9 * np.sin(np.arange(12000) / 7.0)).astype(np.float32)[:, None]
+    y = np.clip(x, -0.5, 0.5)
+    restored = declip.restore(y, ASPADEMethod(), sample_rate=16000)
+    reliable = np.abs(y) < 0.5
+    assert restored.shape == y.shape and np.array_equal(restored[reliable], y[reliable])
+    assert np.abs(restored).max() > 0.5  # peaks restored beyond the clip level

@@ -28,7 +28,7 @@ class ClipMasks:
 
     @property
     def reliable(self) -> Tensor:
-        return ~(self.high | self.low)
+        return ~self.clipped
 
     @property
     def signed(self) -> Tensor:

@@ -114,6 +114,7 @@ def run_restore(argv: list[str]) -> int:
     restored = 0
     inputs = {file.resolve() for file, _ in files}
     claimed: dict[Path, Path] = {}
+    threshold = None if args.threshold == "auto" else float(args.threshold)
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as bar:
         for position, (file, relative) in enumerate(files):
@@ -127,12 +128,11 @@ def run_restore(argv: list[str]) -> int:
                 claimed[target.resolve()] = file
                 if target.exists() and not args.overwrite:  # before minutes of adaptation, not after
                     raise ConfigError(f"{target} exists; pass --overwrite to replace it")
-                threshold = None if args.threshold == "auto" else float(args.threshold)
                 used, adapted, interrupted = (
                     _adapted(model, file, args.adapt, threshold) if args.adapt else (model, "", False)
                 )
                 account = adapted + restore_file(
-                    file, target, used, threshold=None if args.threshold == "auto" else float(args.threshold),
+                    file, target, used, threshold=threshold,
                     chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
                     normalize=args.normalize, overwrite=args.overwrite,
                     progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),

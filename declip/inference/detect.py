@@ -60,7 +60,7 @@ def detect_clip_level_blocks(
     channels, block_dtype = 0, dtype
     for block in blocks():
         if block.shape[-1]:
-            channels, block_dtype = block.shape[0], _float(block, dtype).dtype
+            channels, block_dtype = block.shape[0], block.dtype if block.is_floating_point() else dtype
             records.append(_summarise_both(block, dtype, tolerance))
     if not records:
         raise ValueError("no samples to detect a clip level in")
@@ -115,17 +115,13 @@ def _edge(peak: Tensor, tolerance: float) -> Tensor:
     return peak - tolerance * peak.abs()  # at or beyond the band's edge counts as at the extreme
 
 
-def _float(block: Tensor, dtype: torch.dtype) -> Tensor:
-    return block if block.is_floating_point() else block.to(dtype)
-
-
 def _summarise_both(
     block: Tensor, dtype: torch.dtype, tolerance: float, edges: dict[str, Tensor] | None = None
 ) -> dict[str, _Summary]:
     """Both polarities of ``block``; the peaks come from the samples as given, before an integer
     block is converted to ``dtype`` (whose rounding could move them)."""
     peaks = {"high": block.amax(-1).double(), "low": -block.amin(-1).double()}
-    v = _float(block, dtype)
+    v = block if block.is_floating_point() else block.to(dtype)
     return {
         name: _summarise(signal, tolerance, peaks[name], None if edges is None else edges[name])
         for name, signal in (("high", v), ("low", -v))

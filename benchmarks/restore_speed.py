@@ -2,10 +2,11 @@
 
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
         [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
-        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--network]
+        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--decode-threads N] [--network]
 
 The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
-dB and written to a temporary FLAC (or WAV) by this process; each length is then restored to a WAV
+dB and written to a temporary FLAC (or WAV) by this process (a FLAC is decoded ``--decode-threads``
+blocks at a time; default: the restore's own); each length is then restored to a WAV
 with :func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone. ``--model``
 takes any reference ``declip restore`` takes (default: the zoo's default model).
 
@@ -65,6 +66,8 @@ def one_run(args: argparse.Namespace) -> dict:
     loaded = _method(args.method, args.model, args.device, args.precision)
     start = time.perf_counter()
     options = {"chunk_seconds": args.chunk_seconds, "batch_size": args.batch_size}
+    if args.decode_threads:
+        options["decode_threads"] = args.decode_threads
     declip.restore(args.one, loaded, output=args.one.with_name(args.one.stem + ".out.wav"), **options)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--format", default="flac", choices=("flac", "wav"), help="the clipped input's format")
+    parser.add_argument("--decode-threads", type=int, default=0, help="FLAC decoding threads (0: the default)")
     parser.add_argument("--network", action="store_true", help="time the network alone (no files)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,6 +146,7 @@ def main() -> None:
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
             command += ["--method", args.method, "--device", args.device, "--precision", args.precision]
             command += ["--chunk-seconds", str(args.chunk_seconds), "--batch-size", str(args.batch_size)]
+            command += ["--decode-threads", str(args.decode_threads)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])
             rtf = seconds / r["seconds"]

@@ -22,6 +22,7 @@ from declip.inference.detect import detect_clip_level_blocks
 from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
 from declip.inference.prefetch import prefetched
+from declip.inference.reading import DECODE_THREADS, read_blocks
 from declip.models import Declipper
 from declip.physics import Clipping
 from declip.zoo.registry import DEFAULT_MODEL
@@ -199,6 +200,7 @@ def restore_file(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     block_seconds: float = BLOCK_SECONDS,
+    decode_threads: int = DECODE_THREADS,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -207,7 +209,8 @@ def restore_file(
     rate is the model's, the result equals a one-pass restoration. Never writes over ``file`` or,
     without ``overwrite``, over an existing ``target``; writes temporary files and renames.
     ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full scale needs ``normalize``
-    (scale down, reported). Raises ``ConfigError`` on bad input."""
+    (scale down, reported). A FLAC file is decoded ``decode_threads`` blocks at a time. Raises
+    ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
     if subtype not in SUBTYPES:
         raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
@@ -238,12 +241,11 @@ def restore_file(
     def blocks():
         path, decode = source_path["path"], source_path["decode"]
         with contextlib.ExitStack() as stack:
-            f = stack.enter_context(sf.SoundFile(path))
             copy = writing = None
             if decode:  # the copy is written by its own thread, while the next block decodes
                 copy = stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="RF64"))
                 writer = stack.enter_context(ThreadPoolExecutor(1))
-            for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+            for data in read_blocks(path, block, decode_threads if decode else 1):
                 chunk = torch.from_numpy(data.T.copy())
                 _check_finite(chunk)
                 if copy is not None:

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from declip.inference.reading import read_blocks
+
+
+@pytest.fixture
+def flac(tmp_path):
+    rng = np.random.default_rng(0)
+    audio = (0.5 * rng.standard_normal((10007, 2))).clip(-1, 1).astype(np.float32)
+    path = tmp_path / "a.flac"
+    sf.write(path, audio, 8000, subtype="PCM_24")
+    return path
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_parallel_flac_blocks_equal_one_stream(flac, threads):
+    one = list(read_blocks(flac, 1000, threads=1))
+    many = list(read_blocks(flac, 1000, threads=threads))
+    assert [len(b) for b in many] == [1000] * 10 + [7]
+    for a, b in zip(one, many, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.concatenate(many), sf.read(flac, dtype="float32", always_2d=True)[0])
+
+
+def test_other_formats_read_as_one_stream(tmp_path):
+    audio = np.linspace(-1, 1, 2500, dtype=np.float32)[:, None]
+    path = tmp_path / "a.wav"
+    sf.write(path, audio, 8000, subtype="FLOAT")
+    blocks = list(read_blocks(path, 1000, threads=4))
+    assert [len(b) for b in blocks] == [1000, 1000, 500]
+    np.testing.assert_array_equal(np.concatenate(blocks), audio)
+
+
+def test_stopping_early_closes_cleanly(flac):
+    blocks = read_blocks(flac, 100, threads=4)
+    first = next(blocks)
+    blocks.close()
+    np.testing.assert_array_equal(first, sf.read(flac, frames=100, dtype="float32", always_2d=True)[0])
+
+
+def test_a_truncated_flac_fails_instead_of_returning_fewer_samples(flac, tmp_path):
+    cut = tmp_path / "cut.flac"
+    data = flac.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises((RuntimeError, sf.LibsndfileError)):
+        sum(len(b) for b in read_blocks(cut, 1000, threads=3))

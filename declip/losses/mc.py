@@ -23,11 +23,16 @@ class MCLoss(Loss):
     def forward(
         self, x_net: Tensor, y: Tensor, physics: Clipping, model: Reconstructor, x: Tensor | None = None
     ) -> Tensor:
-        m = physics.masks(y)
-        high, low = physics.high.to(x_net), physics.low.to(x_net)
-        violation = torch.where(m.reliable, x_net - y, torch.zeros_like(x_net))
-        violation = violation + m.high * torch.relu(high - x_net) - m.low * torch.relu(x_net - low)
-        return self.weight * scaled_square_error(violation, torch.zeros_like(violation), physics)
+        return self.weight * consistency_error(x_net, y, physics)
+
+
+def consistency_error(x_net: Tensor, y: Tensor, physics: Clipping) -> Tensor:
+    """The unweighted :class:`MCLoss` of ``x_net`` for the measurement ``y``."""
+    m = physics.masks(y)
+    high, low = physics.high.to(x_net), physics.low.to(x_net)
+    violation = torch.where(m.reliable, x_net - y, torch.zeros_like(x_net))
+    violation = violation + m.high * torch.relu(high - x_net) - m.low * torch.relu(x_net - low)
+    return scaled_square_error(violation, torch.zeros_like(violation), physics)
 
 
 class NaiveMCLoss(Loss):

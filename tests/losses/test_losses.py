@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from declip.errors import ConfigError
-from declip.losses import EILoss, MCLoss, NaiveMCLoss, SupervisedLoss
+from declip.losses import EILoss, MCLoss, NaiveMCLoss, ReclipLoss, SupervisedLoss
 from declip.physics import Clipping, threshold_for_sdr
 
 
@@ -17,6 +17,17 @@ def clipped():
 def oracle(x):
     """A model that returns the clean signal whatever it is given."""
     return lambda y, physics: x
+
+
+def spying():
+    """A model that returns its input and records every (input, physics) it is given."""
+    seen = []
+
+    def spy(y_in, p):
+        seen.append((y_in, p))
+        return y_in
+
+    return seen, spy
 
 
 def identity(y, physics):
@@ -89,12 +100,7 @@ def test_mc_gives_gradient_where_naive_mc_gives_none(clipped):
 
 def test_ei_reclips_at_the_same_threshold(clipped):
     x, y, physics = clipped
-    seen = []
-
-    def spy(y_in, p):
-        seen.append((y_in, p))
-        return y_in
-
+    seen, spy = spying()
     loss = EILoss(g_min=2.0, g_max=2.0)
     value = loss(x, y, physics, spy)
     ((y_in, p),) = seen
@@ -159,3 +165,28 @@ def test_clipped_only_ei_gives_a_gradient_below_the_threshold():
     x_net = torch.tensor([[[0.1, 0.5, 0.7, 0.5, -0.2]]])
     loss(x_net, y, physics, model).backward()
     assert z.grad[0, 0, 1:4].lt(0).all() and z.grad[0, 0, [0, 4]].eq(0).all()  # lifts clipped samples only
+
+
+def test_reclip_clips_the_measurement_harder_and_scores_against_it(clipped):
+    x, y, physics = clipped
+    seen, spy = spying()
+    value = ReclipLoss(g_min=2.0, g_max=2.0)(x, y, physics, spy)
+    ((y_in, p),) = seen
+    assert torch.equal(p.high, physics.high / 2) and torch.equal(p.low, physics.low / 2)
+    assert torch.equal(y_in, torch.clamp(y, -physics.high / 2, physics.high / 2))
+    # the identity on the harder clipping misses every sample beyond theta/2 by |y| - theta/2:
+    # reliable ones in y must equal y, clipped ones must reach theta (both a distance theta/2 here)
+    assert ((y.abs() > physics.high / 2) & (y.abs() < physics.high)).any()
+    expected = (((y_in - y) / physics.scale) ** 2).mean()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_reclip_is_zero_for_a_model_that_gives_back_the_measurement_where_it_is_reliable(clipped):
+    x, y, physics = clipped
+    assert ReclipLoss()(x, y, physics, oracle(x)).item() == 0.0  # the truth explains y
+    assert ReclipLoss()(x, y, physics, oracle(y)).item() == 0.0  # so does y itself
+
+
+def test_reclip_refuses_gains_below_one():
+    with pytest.raises(ConfigError, match="g_min must be at least 1"):
+        ReclipLoss(g_min=0.5)

@@ -4,7 +4,7 @@ import torch
 
 from declip.data import SyntheticDataModule
 from declip.errors import ConfigError
-from declip.losses import EILoss, Loss, MCLoss, SupervisedLoss
+from declip.losses import EILoss, Loss, MCLoss, ReclipLoss, SupervisedLoss
 from declip.models import UNet
 from declip.training import DeclipModule
 
@@ -56,6 +56,17 @@ def test_training_changes_weights_and_logs_every_term(tmp_path):
     logged = trainer.callback_metrics
     assert {"train/mc", "train/ei", "train/loss", "val/delta_sdr", "val/delta_sdr@1dB", "val/si_sdr"} <= set(logged)
     assert module.regime == "mc+ei"
+
+
+def test_reclip_trains_from_clipped_data_and_survives_a_checkpoint(tmp_path):
+    module = DeclipModule(UNet(widths=(4, 8)), [MCLoss(), ReclipLoss(g_min=1.2, g_max=3.0)])
+    trainer = _trainer(tmp_path, val_check_interval=3)
+    trainer.fit(module, _data())
+    assert {"train/mc", "train/reclip", "val/reclip"} <= set(trainer.callback_metrics)
+    assert module.regime == "mc+reclip"
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = DeclipModule.load_from_checkpoint(tmp_path / "m.ckpt")
+    assert isinstance(loaded.losses[1], ReclipLoss) and loaded.losses[1].transform.g_max == 3.0
 
 
 def test_checkpoint_round_trip_needs_no_arguments(tmp_path):

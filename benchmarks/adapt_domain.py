@@ -50,32 +50,43 @@ def read(path: Path, seconds: float | None, offset: float) -> tuple[torch.Tensor
     return torch.from_numpy(data[:, :1].T.copy()), rate
 
 
-def oracle(base: LoadedModel, clean: list[torch.Tensor], rate: int, steps: int, lr: float, sdrs: tuple, seed: int):
-    """Supervised fine-tuning of a copy of ``base`` on random clipped segments of ``clean``."""
+def oracle(
+    base: LoadedModel, clean: list[tuple[torch.Tensor, int]], settings: AdaptSettings, sdrs: tuple
+) -> LoadedModel:
+    """Supervised fine-tuning of a copy of ``base`` on clipped segments of the ``(signal, rate)`` pairs
+    ``clean``, with the steps, learning rate, batch size and segment length of ``settings``."""
     import copy
 
+    import torch.nn.functional as F
     import torchaudio.functional as AF
 
     model = copy.deepcopy(base.model).train()
-    signals = [AF.resample(x.float(), rate, base.sample_rate) for x in clean]
-    length = max(round(0.3715 * base.sample_rate) // base.hop, 1) * base.hop
-    optimizer, loss = torch.optim.Adam(model.parameters(), lr=lr), SupervisedLoss()
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
+    signals = [AF.resample(x.float(), rate, base.sample_rate) for x, rate in clean]
+    length = max(round(settings.segment_seconds * base.sample_rate) // base.hop, 1) * base.hop
+    signals = [F.pad(x, (0, max(length - x.shape[-1], 0))) for x in signals]  # short files: padded
+    if not any(bool(x.abs().max() > 0) for x in signals):
+        raise SystemExit("adapt_domain: every clean file is silent; nothing to fine-tune on")
+    optimizer, loss = torch.optim.Adam(model.parameters(), lr=settings.lr), SupervisedLoss()
+    g = torch.Generator().manual_seed(settings.seed)
+    for _ in range(settings.steps):
         batch = []
-        for _ in range(8):
+        while len(batch) < settings.batch_size:
             x = signals[int(torch.randint(len(signals), (1,), generator=g))]
-            start = int(torch.randint(max(x.shape[-1] - length, 1), (1,), generator=g))
-            batch.append(x[:, start : start + length])
+            start = int(torch.randint(x.shape[-1] - length + 1, (1,), generator=g))
+            segment = x[:, start : start + length]
+            if segment.abs().max() > 0:  # silence cannot be clipped at an input SDR: draw again
+                batch.append(segment)
         x = torch.stack(batch)
         target = sdrs[0] + (sdrs[1] - sdrs[0]) * torch.rand(len(x), generator=g)
-        physics = Clipping(threshold_for_sdr(x, target)[:, None, None].clamp_min(1e-6))
+        physics = Clipping(threshold_for_sdr(x, target)[:, None, None])
         y = physics(x)
         value = loss(model(y, physics), y, physics, model, x)
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
-    return LoadedModel.from_module_model(model.eval(), base.sample_rate, base.channels, dict(base.info))
+    tuned = LoadedModel.from_module_model(model.eval(), base.sample_rate, base.channels, dict(base.info))
+    tuned.precision = base.precision  # scored as the base and adapted models are
+    return tuned
 
 
 def label(path: Path) -> str:
@@ -123,13 +134,13 @@ def main() -> None:
             else AdaptSettings(steps=args.steps, lr=args.lr)
         )
         if args.oracle:
-            clean = [read(file, args.seconds, args.offset)[0] for file in adapt_files]
-            rate = read(adapt_files[0], args.seconds, args.offset)[1]
-            adapted = oracle(base, clean, rate, args.steps, args.lr, (low, high), args.seed)
+            clean = [read(file, args.seconds, args.offset) for file in adapt_files]
+            adapted = oracle(base, clean, settings, (low, high))
         else:
             adapted, report = adapt(base, recordings, settings, progress=False)
         adapt_seconds = time.perf_counter() - start
-    print(f"adapted on {len(recordings)} clipped files ({seconds_of_audio:.0f} s, input SDR {low:g}-{high:g} dB): "
+    how = "oracle: supervised fine-tuning on the clean versions of" if args.oracle else "adapted on"
+    print(f"{how} {len(recordings)} clipped files ({seconds_of_audio:.0f} s, input SDR {low:g}-{high:g} dB): "
           f"{args.steps} steps, lr {args.lr}, {adapt_seconds:.0f} s")  # fmt: skip
     rows: dict[float, dict[str, list[float]]] = {level: {"base": [], "adapted": []} for level in levels}
     for file in eval_files:
@@ -151,7 +162,7 @@ def main() -> None:
     print(f"| mean | {np.mean(means[: len(levels)]):.2f} | {np.mean(means[len(levels) :]):.2f} | | |")
     if args.json:
         out = {"adapt_files": [label(f) for f in adapt_files], "eval_files": [label(f) for f in eval_files],
-               "steps": args.steps, "lr": args.lr, "adapt_seconds": adapt_seconds,
+               "oracle": args.oracle, "steps": args.steps, "lr": args.lr, "adapt_seconds": adapt_seconds,
                "rows": {str(k): v for k, v in rows.items()}}  # fmt: skip
         args.json.write_text(json.dumps(out, indent=2))
 

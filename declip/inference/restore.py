@@ -347,7 +347,8 @@ def restore(
     - ``audio`` an array ``(frames, channels)`` (or a tensor ``(channels, frames)``) with
       ``sample_rate``: returns the restored array (or tensor) of the same shape.
     - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
-      line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``).
+      line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``,
+      ``decode_threads``).
 
     ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
     ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.

@@ -11,6 +11,7 @@ REGIME_TEXT = {
     "supervised": "supervised: trained against the clean signal",
     "mc+ei": "self-supervised (MC + EI): trained on clipped audio only, never on the clean signal",
     "mc": "measurement consistency only (the ablation of the self-supervised method)",
+    "mc+ei+reclip": "self-supervised (MC + EI + re-clipping): trained on clipped audio only, never on the clean signal",
 }
 
 

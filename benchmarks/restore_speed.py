@@ -2,13 +2,16 @@
 
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
         [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
-        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--decode-threads N] [--network]
+        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--decode-threads N] [--workers N] \
+        [--repeat N] [--network]
 
 The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
-dB and written to a temporary FLAC (or WAV) by this process (a FLAC is decoded ``--decode-threads``
-blocks at a time; default: the restore's own); each length is then restored to a WAV
-with :func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone. ``--model``
-takes any reference ``declip restore`` takes (default: the zoo's default model).
+dB and written to a temporary FLAC (or WAV) by this process. Each length is then restored to a
+WAV with :func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone
+(``--repeat N``: N times in that process, a row each; the later rows are a warm process's). The
+input is read ``--decode-threads`` blocks at a time and ``--workers`` blocks are restored side by
+side (default for both: the restore's own). ``--model`` takes any reference ``declip restore``
+takes (default: the zoo's default model).
 
 ``--network`` times the network alone instead: batches of ``--batch-size`` windows of
 ``--chunk-seconds`` (plus the model's context) through the model, as the restore runs them, with no
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from declip.inference.restore import BATCH_SIZE, CHUNK_SECONDS
+from declip.inference.restore import default_windows
 from declip.zoo.registry import DEFAULT_MODEL
 
 
@@ -59,17 +62,23 @@ def make_input(path: Path, minutes: float, source: str | None, input_sdr: float)
 
 
 def one_run(args: argparse.Namespace) -> dict:
-    """Restore ``args.one`` in this (fresh) process; its peak memory is the restore's alone."""
+    """Restore ``args.one`` ``args.repeat`` times in this (fresh) process; its peak memory is the
+    restores' alone. ``seconds``: the time of each restore."""
     import declip
     from declip.cli.restore import _method
 
     loaded = _method(args.method, args.model, args.device, args.precision)
-    start = time.perf_counter()
-    options = {"chunk_seconds": args.chunk_seconds, "batch_size": args.batch_size}
+    options = {"chunk_seconds": args.chunk_seconds, "batch_size": args.batch_size}  # 0: the device's default
     if args.decode_threads:
         options["decode_threads"] = args.decode_threads
-    declip.restore(args.one, loaded, output=args.one.with_name(args.one.stem + ".out.wav"), **options)
-    seconds = time.perf_counter() - start
+    if args.workers:
+        options["workers"] = args.workers
+    seconds = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        output = args.one.with_name(args.one.stem + ".out.wav")
+        declip.restore(args.one, loaded, output=output, overwrite=True, **options)
+        seconds.append(time.perf_counter() - start)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "peak_mb": peak_mb, "precision": getattr(loaded, "precision", "fp32")}
 
@@ -83,6 +92,8 @@ def network_only(args: argparse.Namespace, repeats: int = 20) -> None:
     from declip.zoo import load_model
 
     loaded = load_model(args.model, device=args.device, precision=args.precision)
+    default = default_windows(args.device)
+    args.chunk_seconds, args.batch_size = args.chunk_seconds or default[0], args.batch_size or default[1]
     rate = loaded.sample_rate or 44100
     hop = loaded.hop
     window = -(-int(args.chunk_seconds * rate) // hop) * hop + 2 * (-(-loaded.context // hop) * hop)
@@ -123,10 +134,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0])
     parser.add_argument("--source", default=None)
     parser.add_argument("--input-sdr", type=float, default=5.0)
-    parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--chunk-seconds", type=float, default=0, help="network window (0: the device's default)")
+    parser.add_argument("--batch-size", type=int, default=0, help="windows per call (0: the device's default)")
     parser.add_argument("--format", default="flac", choices=("flac", "wav"), help="the clipped input's format")
     parser.add_argument("--decode-threads", type=int, default=0, help="FLAC decoding threads (0: the default)")
+    parser.add_argument("--workers", type=int, default=0, help="blocks restored side by side (0: the default)")
+    parser.add_argument("--repeat", type=int, default=1, help="restores of each input in one process (a row each)")
     parser.add_argument("--network", action="store_true", help="time the network alone (no files)")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,8 +149,8 @@ def main() -> None:
     if args.one is not None:
         print(json.dumps(one_run(args)))
         return
-    print("| audio (min) | precision | wall (s) | real-time factor | peak memory (MB) |")
-    print("|---|---|---|---|---|")
+    print("| audio (min) | run | precision | wall (s) | real-time factor | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             path = Path(tmp) / f"clipped-{minutes:g}min.{args.format}"
@@ -146,12 +159,16 @@ def main() -> None:
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]
             command += ["--method", args.method, "--device", args.device, "--precision", args.precision]
             command += ["--chunk-seconds", str(args.chunk_seconds), "--batch-size", str(args.batch_size)]
-            command += ["--decode-threads", str(args.decode_threads)]
+            command += ["--decode-threads", str(args.decode_threads), "--workers", str(args.workers)]
+            command += ["--repeat", str(args.repeat)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])
-            rtf = seconds / r["seconds"]
-            row = f"| {seconds / 60:.1f} | {r['precision']} | {r['seconds']:.1f} | {rtf:.1f}x | {r['peak_mb']:.0f} |"
-            print(row, flush=True)
+            for run, wall in enumerate(r["seconds"], 1):
+                rtf, peak = seconds / wall, r["peak_mb"]
+                print(
+                    f"| {seconds / 60:.1f} | {run} | {r['precision']} | {wall:.2f} | {rtf:.1f}x | {peak:.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

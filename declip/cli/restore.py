@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from declip.data.audio_files import AUDIO_EXTENSIONS
 from declip.errors import ConfigError
 from declip.inference.precision import PRECISIONS
-from declip.inference.restore import BATCH_SIZE, CHUNK_SECONDS, SUBTYPES, restore_file
+from declip.inference.restore import SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
 
 
@@ -86,8 +86,8 @@ def run_restore(argv: list[str]) -> int:
         "--precision", default="auto", choices=PRECISIONS,
         help="auto: bfloat16 where the device runs it natively and the model agrees with float32, else float32",
     )  # fmt: skip
-    parser.add_argument("--chunk-seconds", type=float, default=CHUNK_SECONDS, help="network window (s)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="windows per network call")
+    parser.add_argument("--chunk-seconds", type=float, help="network window (s); default 2 on a CPU, 10 on a GPU")
+    parser.add_argument("--batch-size", type=int, help="windows per network call; default 16 on a CPU, 64 on a GPU")
     parser.add_argument("--subtype", default="FLOAT", choices=SUBTYPES, help="output WAV sample format")
     parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -100,7 +100,8 @@ def run_restore(argv: list[str]) -> int:
         parser.error("--adapt fine-tunes a trained model; it does not apply to --method aspade")
     if args.adapt < 0:
         parser.error("--adapt takes a number of steps (0: no adaptation)")
-    if args.batch_size < 1 or args.chunk_seconds <= 0:
+    bad_batch = args.batch_size is not None and args.batch_size < 1
+    if bad_batch or (args.chunk_seconds is not None and args.chunk_seconds <= 0):
         parser.error("--batch-size must be at least 1 and --chunk-seconds positive")
     if args.threshold != "auto":
         try:

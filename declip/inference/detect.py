@@ -134,6 +134,7 @@ def _summarise(v: Tensor, tolerance: float, peak: Tensor, edge: Tensor | None = 
     top = v.amax(-1)
     if edge is None:
         edge = _edge(peak, tolerance).to(v.dtype)
+    edge = edge.to(v.device)
     near = v >= edge[:, None]
     level = v.masked_fill(~near, torch.inf).amin(-1)
     pair = near[:, 1:] & near[:, :-1]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from declip.baselines import ASPADE
@@ -21,6 +22,9 @@ class RestoreMethod(Protocol):
     sample_rate: int | None  # None: works at any rate
     channels: int  # 1: each channel on its own
     info: dict
+
+    @property
+    def device(self) -> torch.device | str: ...  # where it computes; blocks are restored there
 
     @property
     def hop(self) -> int: ...  # window starts lie on this grid

@@ -1,16 +1,21 @@
-"""Overlap file reading with computation: a background thread runs an iterator one step ahead.
+"""Overlap file reading with computation: a background thread runs an iterator one step ahead
+(:func:`prefetched`), or a pool maps a function over items several at a time, in order
+(:func:`ordered_map`).
 
-libsndfile calls release the GIL, so decoding the next block proceeds while the network computes
-on this one."""
+libsndfile calls, large numpy copies, torch operators and CUDA waits release the GIL, so decoding
+the next block proceeds while the network computes on this one, and blocks proceed side by side."""
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -62,3 +67,30 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         worker.join()
+
+
+def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """``function(item)`` for each of ``items``, in order, computed by ``threads`` threads with at most
+    ``threads`` items in flight (memory stays bounded). With one thread, computed here, lazily. An
+    exception is raised here at its item's turn; stopping early cancels the items not started and
+    waits for the running ones."""
+    if threads < 2:
+        yield from map(function, items)
+        return
+    pending: deque = deque()
+    source = iter(items)
+    with ThreadPoolExecutor(threads) as pool:
+        try:
+            for item in source:
+                pending.append(pool.submit(function, item))
+                if len(pending) == threads:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                item = next(source, _DONE)
+                if item is not _DONE:
+                    pending.append(pool.submit(function, item))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,66 +1,77 @@
 """Read an audio file in consecutive blocks, decoding several blocks at once where the format allows it.
 
-Decoding FLAC is the slowest part of restoring a FLAC file on a GPU (docs/benchmarks.md). FLAC seeks are
-sample-exact, so blocks can be decoded side by side, each thread with its own handle: libsndfile
-releases the GIL while it decodes."""
+Decoding FLAC is the slowest part of restoring a FLAC file on a GPU (docs/benchmarks.md). FLAC, WAV and
+AIFF seeks are sample-exact, so blocks can be read side by side, each thread with its own handle:
+libsndfile releases the GIL while it decodes or converts."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-PARALLEL_FORMATS = ("FLAC",)  # sample-exact seeks (MP3 and Ogg seeks are not guaranteed to be)
+from declip.inference.prefetch import ordered_map
+
+PARALLEL_FORMATS = ("FLAC", "WAV", "WAVEX", "RF64", "W64", "AIFF")  # sample-exact seeks (MP3 and Ogg: not so)
 DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
-def read_blocks(path: str | Path, block: int, threads: int = DECODE_THREADS) -> Iterator[np.ndarray]:
+class SharedReader:
+    """Reads ranges of frames of one file from any number of threads, each through its own handle."""
+
+    def __init__(self, path: str | Path):
+        self.path, self._local, self._handles, self._lock = path, threading.local(), [], threading.Lock()
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        """``frames`` frames from ``start`` (fewer at the end of the file) as ``(frames, channels)`` float32."""
+        handle = getattr(self._local, "file", None)
+        if handle is None:
+            handle = self._local.file = sf.SoundFile(self.path)
+            with self._lock:
+                self._handles.append(handle)
+        handle.seek(start)
+        return handle.read(frames, dtype="float32", always_2d=True)
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in self._handles:
+                handle.close()
+            self._handles.clear()
+
+    def __enter__(self) -> SharedReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_blocks(
+    path: str | Path, block: int, threads: int = DECODE_THREADS, then: Callable[[int, np.ndarray], object] | None = None
+) -> Iterator:
     """The samples of ``path`` as ``(frames, channels)`` float32 arrays of ``block`` frames (the last one
-    shorter), in order. FLAC files are decoded ``threads`` blocks at a time; other formats, and FLAC
-    files of unknown length, are read as one stream. The same samples either way."""
+    shorter), in order; with ``then``, ``then(start, block)`` instead (``start``: the block's first
+    frame), computed in the decoding thread. FLAC,
+    WAV and AIFF files are read ``threads`` blocks at a time; other formats, and files of unknown length,
+    as one stream. The same samples either way."""
+    then = then or (lambda start, data: data)
     info = sf.info(path)
     if info.format not in PARALLEL_FORMATS or threads < 2 or not 0 < info.frames < 2**62 or info.frames <= block:
         with sf.SoundFile(path) as f:
-            yield from f.blocks(blocksize=block, dtype="float32", always_2d=True)
+            for number, data in enumerate(f.blocks(blocksize=block, dtype="float32", always_2d=True)):
+                yield then(number * block, data)
         return
-    frames, local, handles = info.frames, threading.local(), []
+    frames = info.frames
 
-    def read(start: int) -> np.ndarray:
-        f = getattr(local, "file", None)
-        if f is None:
-            f = local.file = sf.SoundFile(path)
-            handles.append(f)
-        f.seek(start)
-        data = f.read(block, dtype="float32", always_2d=True)
+    def read(start: int):
+        data = reader.read(start, block)
         if len(data) != min(block, frames - start):
             end = start + len(data)
             raise RuntimeError(f"the file ends at frame {end}, before the {frames} frames its header states")
-        return data
+        return then(start, data)
 
-    starts = iter(range(0, frames, block))
-    pending: deque = deque()
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            try:
-                for start in starts:
-                    pending.append(pool.submit(read, start))
-                    if len(pending) == threads:
-                        break
-                while pending:
-                    data = pending.popleft().result()
-                    start = next(starts, None)
-                    if start is not None:
-                        pending.append(pool.submit(read, start))
-                    yield data
-            finally:  # stopped early or failed: drop the blocks not started, let running ones end
-                for future in pending:
-                    future.cancel()
-    finally:
-        for f in handles:
-            f.close()
+    with SharedReader(path) as reader:  # closed after the pool has finished with it
+        yield from ordered_map(read, range(0, frames, block), threads)

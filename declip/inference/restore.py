@@ -6,7 +6,6 @@ import contextlib
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,15 +20,21 @@ from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
 from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
-from declip.inference.prefetch import prefetched
-from declip.inference.reading import DECODE_THREADS, read_blocks
+from declip.inference.prefetch import ordered_map, prefetched
+from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
+from declip.inference.wavwrite import FloatWavWriter
 from declip.models import Declipper
 from declip.physics import Clipping
 from declip.zoo.registry import DEFAULT_MODEL
 
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
-CHUNK_SECONDS = 2.0  # windows of 2 s in batches of 16: fastest on a 2-core CPU (docs/benchmarks.md)
-BATCH_SIZE = 16
+# network windows (seconds, windows per call) by device: the fastest measured (docs/benchmarks.md)
+WINDOWS = {"cpu": (2.0, 16), "cuda": (10.0, 64)}
+
+
+def default_windows(device: torch.device | str) -> tuple[float, int]:
+    """``(chunk_seconds, batch_size)`` for a model on ``device``."""
+    return WINDOWS.get(torch.device(device).type, WINDOWS["cpu"])
 
 
 @dataclass
@@ -66,10 +71,13 @@ class LoadedModel:
         context = receptive_field(model, channels) + hop
         return cls(model, sample_rate, channels, hop, context, dict(info or {}))
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters(), torch.empty(0)).device
+
     def with_precision(self, precision: str) -> LoadedModel:
         """This model computing in ``precision`` (``auto``, ``fp32``, ``bf16``; see :func:`resolve`)."""
-        device = next(self.model.parameters(), torch.empty(0)).device
-        return replace(self, precision=resolve(precision, self.model, self.channels, device))
+        return replace(self, precision=resolve(precision, self.model, self.channels, self.device))
 
     def estimate(
         self,
@@ -127,7 +135,7 @@ def _estimate(
     estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress, span).reshape(y.shape)
     if rate != model_rate:
         estimate = AF.resample(estimate, model_rate, rate)[:, :length]
-    return estimate.cpu()
+    return estimate.to(y.device)
 
 
 def restore_array(
@@ -135,14 +143,16 @@ def restore_array(
     sample_rate: int,
     model: RestoreMethod,
     threshold: float | None = None,
-    chunk_seconds: float = CHUNK_SECONDS,
-    batch_size: int = BATCH_SIZE,
+    chunk_seconds: float | None = None,
+    batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, RestoreReport]:
     """Restore ``audio`` ``(channels, frames)`` at ``sample_rate``; returns the restored audio (same
     shape and rate) and a report. The clip level is detected per channel and polarity unless
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
-    kept bit-exact; clipped ones end at or beyond the level with the sign of the input."""
+    kept bit-exact; clipped ones end at or beyond the level with the sign of the input. Network
+    windows of ``chunk_seconds`` run ``batch_size`` at a time (default: :func:`default_windows`)."""
+    chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     audio = audio.float()
     if audio.shape[-1] == 0:
         raise ConfigError("the audio holds no samples")
@@ -188,19 +198,44 @@ def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tu
     return Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
 
 
+def _windows(model: RestoreMethod, chunk_seconds: float | None, batch_size: int | None) -> tuple[float, int]:
+    default = default_windows(model.device)
+    return chunk_seconds or default[0], batch_size or default[1]
+
+
+def _workers(model: RestoreMethod) -> int:
+    """Blocks restored side by side: on a GPU the host work around the network (reading, masks,
+    copies, writing) is the bottleneck and spreads over threads; on a CPU the network's own threads
+    already fill the cores."""
+    return min(8, os.cpu_count() or 1) if torch.device(model.device).type == "cuda" else 1
+
+
+def _to_device(data: np.ndarray, device: torch.device) -> Tensor:
+    """``(frames, channels)`` samples as a ``(channels, frames)`` tensor on ``device`` (transposed there)."""
+    if device.type == "cpu":
+        return torch.from_numpy(data.T.copy())
+    return torch.from_numpy(data).to(device).T.contiguous()
+
+
+def _to_host(restored: Tensor) -> np.ndarray:
+    """``(channels, frames)`` samples as a C-ordered ``(frames, channels)`` array, transposed on their device."""
+    return restored.T.contiguous().cpu().numpy()
+
+
 def restore_file(
     file: str | Path,
     target: str | Path,
     model: RestoreMethod,
     threshold: float | None = None,
-    chunk_seconds: float = CHUNK_SECONDS,
-    batch_size: int = BATCH_SIZE,
+    chunk_seconds: float | None = None,
+    batch_size: int | None = None,
     subtype: str = "FLOAT",
     normalize: bool = False,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     block_seconds: float = BLOCK_SECONDS,
     decode_threads: int = DECODE_THREADS,
+    workers: int | None = None,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -209,9 +244,12 @@ def restore_file(
     rate is the model's, the result equals a one-pass restoration. Never writes over ``file`` or,
     without ``overwrite``, over an existing ``target``; writes temporary files and renames.
     ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full scale needs ``normalize``
-    (scale down, reported). A FLAC file is decoded ``decode_threads`` blocks at a time. Raises
+    (scale down, reported). A FLAC, WAV or AIFF file is read ``decode_threads`` blocks at a time; ``workers``
+    blocks are restored side by side (default: several on a GPU, one on a CPU), each on the model's
+    device from reading to writing. Network windows as in :func:`restore_array`. Raises
     ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
+    chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     if subtype not in SUBTYPES:
         raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
     if target.resolve() == file.resolve():
@@ -231,6 +269,8 @@ def restore_file(
     align = model.hop if rate == model_rate else 1
     block = math.ceil(block_seconds * rate / align) * align
     margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
+    device = torch.device(model.device)
+    workers = workers or _workers(model)
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     scratch = target.with_name(f".{target.name}.{os.getpid()}.float.tmp")
@@ -241,20 +281,16 @@ def restore_file(
     def blocks():
         path, decode = source_path["path"], source_path["decode"]
         with contextlib.ExitStack() as stack:
-            copy = writing = None
-            if decode:  # the copy is written by its own thread, while the next block decodes
-                copy = stack.enter_context(sf.SoundFile(decoded, "w", rate, channels, "FLOAT", format="RF64"))
-                writer = stack.enter_context(ThreadPoolExecutor(1))
-            for data in read_blocks(path, block, decode_threads if decode else 1):
-                chunk = torch.from_numpy(data.T.copy())
-                _check_finite(chunk)
+            copy = stack.enter_context(FloatWavWriter(decoded, rate, channels)) if decode else None
+
+            def prepare(start: int, data: np.ndarray) -> Tensor:  # in the decoding thread
                 if copy is not None:
-                    if writing is not None:
-                        writing.result()
-                    writing = writer.submit(copy.write, data)
-                yield chunk
-            if writing is not None:
-                writing.result()
+                    copy.write_at(start, data)
+                chunk = _to_device(data, device)
+                _check_finite(chunk)
+                return chunk
+
+            yield from read_blocks(path, block, decode_threads, then=prepare)
         if decode:
             source_path.update(path=decoded, decode=False)
 
@@ -267,44 +303,36 @@ def restore_file(
             raise ConfigError(f"unreadable audio ({error})") from error
         if source_path["path"] != file:  # a decoder's frame count can be an estimate (MP3)
             frames = sf.info(source_path["path"]).frames
+        physics = physics.to(device)
         starts = range(0, frames, block)
 
-        def windows():
-            with sf.SoundFile(source_path["path"]) as source:
-                for start in starts:
-                    stop = min(start + block, frames)
-                    first, last = max(start - margin, 0), min(stop + margin, frames)
-                    source.seek(first)
-                    data = source.read(last - first, dtype="float32", always_2d=True)
-                    yield start, stop, first, torch.from_numpy(data.T.copy())
+        def restore_block(start: int) -> tuple[int, float, float]:  # in a worker thread
+            stop = min(start + block, frames)
+            first, last = max(start - margin, 0), min(stop + margin, frames)
+            window = _to_device(reader.read(first, last - first), device)
+            y = window[:, start - first : stop - first]
+            if threshold is not None:  # else detection has checked every sample
+                _check_finite(window)
+            masks = physics.masks(y)
+            count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
+            restored = y
+            if count and detected is not False:
+                span = (start - first, stop - first)
+                estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size, span=span)
+                restored = physics.project(estimate[:, start - first : stop - first], y, masks)
+            out.write_at(start, _to_host(restored))
+            return count, float(y.abs().max()), float(restored.abs().max())
 
         with (
-            sf.SoundFile(scratch, "w", rate, channels, "FLOAT", format="WAV") as out,
-            ThreadPoolExecutor(1) as writer,  # writes overlap the next block's computation
-            contextlib.closing(prefetched(windows())) as reading,
+            SharedReader(source_path["path"]) as reader,
+            FloatWavWriter(scratch, rate, channels) as out,
+            contextlib.closing(ordered_map(restore_block, starts, workers)) as restored_blocks,  # closed first
         ):
-            written = None
-            for number, (start, stop, first, window) in enumerate(reading):
-                y = window[:, start - first : stop - first]
-                if threshold is not None:  # else detection has checked every sample
-                    _check_finite(window)
-                masks = physics.masks(y)
-                count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
-                restored = y
-                if count and detected is not False:
-                    span = (start - first, stop - first)
-                    estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size, span=span)
-                    restored = physics.project(estimate[:, start - first : stop - first], y, masks)
+            for number, (count, block_peak_in, block_peak) in enumerate(restored_blocks):
                 clipped_count += count
-                peak_in = max(peak_in, float(y.abs().max()))
-                peak = max(peak, float(restored.abs().max()))
-                if written is not None:
-                    written.result()
-                written = writer.submit(out.write, restored.T.numpy())
+                peak_in, peak = max(peak_in, block_peak_in), max(peak, block_peak)
                 if progress is not None:
                     progress(number + 1, len(starts))
-            if written is not None:
-                written.result()
         note = "" if clipped_count else "nothing clipped: copied unchanged; "
         if subtype == "FLOAT":
             os.replace(scratch, target)
@@ -328,6 +356,7 @@ def restore_file(
     finally:
         for path in (tmp, scratch, decoded):
             path.unlink(missing_ok=True)
+    physics = physics.to("cpu")
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
     share = 100 * clipped_count / (frames * channels)
     return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"

@@ -48,7 +48,7 @@ def test_the_command_scores_models_and_aspade_and_writes_json_and_markdown(check
 
 def test_scores_follow_the_protocol(excerpts):
     class Identity:  # returns the clipped input: ΔSDR must be exactly 0
-        sample_rate, channels, hop, context, info = None, 1, 1, 0, {}
+        sample_rate, channels, hop, context, info, device = None, 1, 1, 0, {}, "cpu"
 
         def estimate(self, items, physics, chunk, batch_size, progress=None, span=None):
             return items.clone()

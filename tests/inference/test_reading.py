@@ -24,13 +24,22 @@ def test_parallel_flac_blocks_equal_one_stream(flac, threads):
     np.testing.assert_array_equal(np.concatenate(many), sf.read(flac, dtype="float32", always_2d=True)[0])
 
 
-def test_other_formats_read_as_one_stream(tmp_path):
+@pytest.mark.parametrize(
+    ("name", "subtype"), [("a.wav", "FLOAT"), ("a.wav", "PCM_24"), ("a.aiff", "PCM_16"), ("a.ogg", None)]
+)
+def test_every_format_gives_the_samples_of_one_read(tmp_path, name, subtype):
+    # WAV and AIFF are read in parallel like FLAC; Ogg (no sample-exact seeks) as one stream
     audio = np.linspace(-1, 1, 2500, dtype=np.float32)[:, None]
-    path = tmp_path / "a.wav"
-    sf.write(path, audio, 8000, subtype="FLOAT")
+    path = tmp_path / name
+    sf.write(path, audio, 8000, subtype=subtype)
     blocks = list(read_blocks(path, 1000, threads=4))
     assert [len(b) for b in blocks] == [1000, 1000, 500]
-    np.testing.assert_array_equal(np.concatenate(blocks), audio)
+    np.testing.assert_array_equal(np.concatenate(blocks), sf.read(path, dtype="float32", always_2d=True)[0])
+
+
+def test_then_runs_on_each_block_with_its_first_frame(flac):
+    got = list(read_blocks(flac, 1000, threads=3, then=lambda start, data: (start, len(data))))
+    assert got == [(start, 1000) for start in range(0, 10000, 1000)] + [(10000, 7)]
 
 
 def test_stopping_early_closes_cleanly(flac):

@@ -188,6 +188,36 @@ def test_streaming_by_blocks_equals_restoring_the_whole_array(checkpoint, tmp_pa
     assert not np.array_equal(streamed, y)  # something was restored
 
 
+@pytest.mark.parametrize("source", ["in.flac", "in.wav"])
+def test_blocks_restored_side_by_side_equal_one_at_a_time(checkpoint, tmp_path, source):
+    model = LoadedModel.from_checkpoint(checkpoint)
+    y = np.clip(music(3.0, 16000, 2, 12), -0.25, 0.25)
+    sf.write(tmp_path / source, y, 16000, subtype="PCM_24")
+    outputs = {}
+    for workers in (1, 3):
+        out = tmp_path / f"out{workers}.wav"
+        restore_file(tmp_path / source, out, model, block_seconds=0.25, workers=workers, decode_threads=workers)
+        outputs[workers] = sf.read(out, dtype="float32")[0]
+    assert outputs[1].shape == y.shape and not np.array_equal(outputs[1], y.astype(np.float32))
+    np.testing.assert_array_equal(outputs[3], outputs[1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source, "out1.wav", "out3.wav"])  # no leftovers
+
+
+def test_stopping_mid_file_leaves_no_output_and_no_temporary_files(checkpoint, tmp_path):
+    model = LoadedModel.from_checkpoint(checkpoint)
+    sf.write(tmp_path / "in.flac", np.clip(music(3.0, 16000, 2, 13), -0.25, 0.25), 16000, subtype="PCM_24")
+
+    def interrupt(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        restore_file(
+            tmp_path / "in.flac", tmp_path / "out.wav", model, block_seconds=0.25, workers=3, progress=interrupt
+        )
+    assert [p.name for p in tmp_path.iterdir()] == ["in.flac"]
+
+
 def test_the_aspade_method_restores_without_a_model(tmp_path, monkeypatch):
     from declip.baselines import ASPADE
     from declip.inference import methods

@@ -1,13 +1,14 @@
 """Self-supervised adaptation on SQAM: each clipped excerpt adapts the model on itself, no clean audio.
 
     python benchmarks/adapt_sqam.py --data ../shared/benchmarks/sqam [--model unet-music-mcei] \
-        [--steps 100] [--levels 1,5,15] [--files 10] [--json OUT]
+        [--steps 100] [--lr 1e-5] [--levels 1,5,15] [--files 10] [--config configs/adapt.yaml] [--json OUT]
 
 The survey protocol of ``declip bench sqam`` (int16/32768 input, mono, root-searched θ, plain SDR).
 For every excerpt and level the clipped excerpt is written to a float WAV and the model is adapted
-on that file alone (``declip restore --adapt``: clip level detected from the file, MC + EI, the
-clean excerpt never read); then both the base and the adapted model restore it at the protocol's
-θ. Prints mean ΔSDR per level with and without adaptation, and the adaptation time per excerpt.
+on that file alone (``declip restore --adapt``: clip level detected from the file, MC + EI or the
+losses of ``--config``, the clean excerpt never read); then both the base and the adapted model
+restore it at the protocol's θ. Prints mean ΔSDR per level with and without adaptation, and the
+adaptation time per excerpt.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--levels", default="1,5,15")
     parser.add_argument("--files", type=int, default=None)
+    parser.add_argument("--config", type=Path, default=None, help="adaptation settings (declip adapt --config)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     levels = [float(v) for v in args.levels.split(",")]
@@ -53,7 +55,11 @@ def main() -> None:
                 sf.write(clipped, y.T.numpy(), rate, subtype="FLOAT")
                 recordings, _ = scan_recordings([clipped])
                 start = time.perf_counter()
-                settings = AdaptSettings(steps=args.steps, lr=args.lr)
+                settings = (
+                    AdaptSettings.from_yaml(args.config, steps=args.steps, lr=args.lr)
+                    if args.config
+                    else AdaptSettings(steps=args.steps, lr=args.lr)
+                )
                 adapted, _ = adapt(base, recordings, settings, progress=False)
                 seconds = time.perf_counter() - start
                 for name, model in (("base", base), ("adapted", adapted)):
@@ -63,7 +69,8 @@ def main() -> None:
                 print(f"{file.stem} {level:g} dB: base {rows[level]['base'][-1]:.2f}, "
                       f"adapted {rows[level]['adapted'][-1]:.2f} ({seconds:.1f} s)", flush=True)  # fmt: skip
     aspade = dict(zip(LEVELS, PUBLISHED["A-SPADE"]))
-    print(f"\nmodel {args.model}, {args.steps} adaptation steps (lr {args.lr}) per excerpt and level")
+    losses = f", losses of {args.config}" if args.config else ""
+    print(f"\nmodel {args.model}, {args.steps} adaptation steps (lr {args.lr}{losses}) per excerpt and level")
     print("| input SDR (dB) | base ΔSDR | adapted ΔSDR | A-SPADE (published) | adaptation s/excerpt |")
     print("|---|---|---|---|---|")
     for level in levels:

@@ -68,7 +68,7 @@ def one_run(args: argparse.Namespace) -> dict:
     from declip.cli.restore import _method
 
     loaded = _method(args.method, args.model, args.device, args.precision)
-    options = {"chunk_seconds": args.chunk_seconds, "batch_size": args.batch_size}  # 0: the device's default
+    options = {"chunk_seconds": args.chunk_seconds or None, "batch_size": args.batch_size or None}  # None: the device's
     if args.decode_threads:
         options["decode_threads"] = args.decode_threads
     if args.workers:
@@ -137,7 +137,9 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=0, help="network window (0: the device's default)")
     parser.add_argument("--batch-size", type=int, default=0, help="windows per call (0: the device's default)")
     parser.add_argument("--format", default="flac", choices=("flac", "wav"), help="the clipped input's format")
-    parser.add_argument("--decode-threads", type=int, default=0, help="FLAC decoding threads (0: the default)")
+    parser.add_argument(
+        "--decode-threads", type=int, default=0, help="threads reading FLAC/WAV/AIFF input (0: the default)"
+    )
     parser.add_argument("--workers", type=int, default=0, help="blocks restored side by side (0: the default)")
     parser.add_argument("--repeat", type=int, default=1, help="restores of each input in one process (a row each)")
     parser.add_argument("--network", action="store_true", help="time the network alone (no files)")

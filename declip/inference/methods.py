@@ -24,7 +24,7 @@ class RestoreMethod(Protocol):
     info: dict
 
     @property
-    def device(self) -> torch.device | str: ...  # where it computes; blocks are restored there
+    def device(self) -> torch.device | str: ...  # where it computes; blocks are restored there (absent: the CPU)
 
     @property
     def hop(self) -> int: ...  # window starts lie on this grid

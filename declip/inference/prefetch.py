@@ -71,9 +71,9 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
 def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
     """``function(item)`` for each of ``items``, in order, computed by ``threads`` threads with at most
-    ``threads`` items in flight (memory stays bounded). With one thread, computed here, lazily. An
-    exception is raised here at its item's turn; stopping early cancels the items not started and
-    waits for the running ones."""
+    ``threads`` items in flight besides the result handed out (memory stays bounded). With one
+    thread, computed here, lazily. An exception is raised here at its item's turn; stopping early
+    cancels the items not started and waits for the running ones."""
     if threads < 2:
         yield from map(function, items)
         return

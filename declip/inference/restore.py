@@ -21,7 +21,7 @@ from declip.inference.detect import detect_clip_level_blocks
 from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
 from declip.inference.prefetch import ordered_map, prefetched
-from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
+from declip.inference.reading import DECODE_THREADS, PARALLEL_FORMATS, SharedReader, read_blocks
 from declip.inference.wavwrite import FloatWavWriter
 from declip.models import Declipper
 from declip.physics import Clipping
@@ -198,16 +198,26 @@ def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tu
     return Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
 
 
+def _device(model: RestoreMethod) -> torch.device:
+    return torch.device(getattr(model, "device", "cpu"))  # a method written before ``device`` existed: the CPU
+
+
 def _windows(model: RestoreMethod, chunk_seconds: float | None, batch_size: int | None) -> tuple[float, int]:
-    default = default_windows(model.device)
-    return chunk_seconds or default[0], batch_size or default[1]
+    default = default_windows(_device(model))
+    chunk_seconds = default[0] if chunk_seconds is None else chunk_seconds
+    batch_size = default[1] if batch_size is None else batch_size
+    if chunk_seconds <= 0 or batch_size < 1:
+        raise ConfigError(
+            f"chunk_seconds must be positive and batch_size at least 1; got {chunk_seconds}, {batch_size}"
+        )
+    return chunk_seconds, batch_size
 
 
 def _workers(model: RestoreMethod) -> int:
     """Blocks restored side by side: on a GPU the host work around the network (reading, masks,
     copies, writing) is the bottleneck and spreads over threads; on a CPU the network's own threads
     already fill the cores."""
-    return min(8, os.cpu_count() or 1) if torch.device(model.device).type == "cuda" else 1
+    return min(8, os.cpu_count() or 1) if _device(model).type == "cuda" else 1
 
 
 def _to_device(data: np.ndarray, device: torch.device) -> Tensor:
@@ -245,7 +255,8 @@ def restore_file(
     without ``overwrite``, over an existing ``target``; writes temporary files and renames.
     ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full scale needs ``normalize``
     (scale down, reported). A FLAC, WAV or AIFF file is read ``decode_threads`` blocks at a time; ``workers``
-    blocks are restored side by side (default: several on a GPU, one on a CPU), each on the model's
+    blocks are restored side by side (default: several on a GPU, one on a CPU; one for an Ogg or MP3 source
+    read as it is), each on the model's
     device from reading to writing. Network windows as in :func:`restore_array`. Raises
     ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
@@ -269,7 +280,7 @@ def restore_file(
     align = model.hop if rate == model_rate else 1
     block = math.ceil(block_seconds * rate / align) * align
     margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
-    device = torch.device(model.device)
+    device = _device(model)
     workers = workers or _workers(model)
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -305,6 +316,8 @@ def restore_file(
             frames = sf.info(source_path["path"]).frames
         physics = physics.to(device)
         starts = range(0, frames, block)
+        if sf.info(source_path["path"]).format not in PARALLEL_FORMATS:
+            workers = 1  # Ogg and MP3 seeks land on slightly different samples when taken in another order
 
         def restore_block(start: int) -> tuple[int, float, float]:  # in a worker thread
             stop = min(start + block, frames)
@@ -377,7 +390,7 @@ def restore(
       ``sample_rate``: returns the restored array (or tensor) of the same shape.
     - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
       line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``,
-      ``decode_threads``).
+      ``decode_threads``, ``workers``).
 
     ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
     ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.

@@ -188,15 +188,20 @@ def test_streaming_by_blocks_equals_restoring_the_whole_array(checkpoint, tmp_pa
     assert not np.array_equal(streamed, y)  # something was restored
 
 
-@pytest.mark.parametrize("source", ["in.flac", "in.wav"])
-def test_blocks_restored_side_by_side_equal_one_at_a_time(checkpoint, tmp_path, source):
+@pytest.mark.parametrize(
+    ("source", "subtype", "threshold"),
+    [("in.flac", "PCM_24", None), ("in.wav", "PCM_24", None), ("in.ogg", None, 0.2)],  # Ogg: read as it is, serially
+)
+def test_blocks_restored_side_by_side_equal_one_at_a_time(checkpoint, tmp_path, source, subtype, threshold):
     model = LoadedModel.from_checkpoint(checkpoint)
     y = np.clip(music(3.0, 16000, 2, 12), -0.25, 0.25)
-    sf.write(tmp_path / source, y, 16000, subtype="PCM_24")
+    sf.write(tmp_path / source, y, 16000, subtype=subtype)
     outputs = {}
     for workers in (1, 3):
         out = tmp_path / f"out{workers}.wav"
-        restore_file(tmp_path / source, out, model, block_seconds=0.25, workers=workers, decode_threads=workers)
+        restore_file(
+            tmp_path / source, out, model, threshold, block_seconds=0.25, workers=workers, decode_threads=workers
+        )
         outputs[workers] = sf.read(out, dtype="float32")[0]
     assert outputs[1].shape == y.shape and not np.array_equal(outputs[1], y.astype(np.float32))
     np.testing.assert_array_equal(outputs[3], outputs[1])
@@ -216,6 +221,20 @@ def test_stopping_mid_file_leaves_no_output_and_no_temporary_files(checkpoint, t
             tmp_path / "in.flac", tmp_path / "out.wav", model, block_seconds=0.25, workers=3, progress=interrupt
         )
     assert [p.name for p in tmp_path.iterdir()] == ["in.flac"]
+
+
+def test_window_settings_are_checked_and_a_method_without_a_device_runs_on_the_cpu(checkpoint, tmp_path):
+    model = LoadedModel.from_checkpoint(checkpoint)
+    y = torch.from_numpy(np.clip(music(0.5, 16000, 1, 14), -0.25, 0.25).T.copy())
+    with pytest.raises(ConfigError, match="chunk_seconds must be positive"):
+        restore_array(y, 16000, model, chunk_seconds=0)
+
+    class Plain:  # the method interface before ``device``: sample rate, channels, hop, context, estimate
+        sample_rate, channels, hop, context, info = model.sample_rate, model.channels, model.hop, model.context, {}
+        estimate = model.estimate
+
+    restored, report = restore_array(y, 16000, Plain())
+    assert report.clipped and torch.equal(restored, restore_array(y, 16000, model)[0])
 
 
 def test_the_aspade_method_restores_without_a_model(tmp_path, monkeypatch):

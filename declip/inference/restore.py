@@ -215,9 +215,9 @@ def _windows(model: RestoreMethod, chunk_seconds: float | None, batch_size: int 
 
 def _workers(model: RestoreMethod) -> int:
     """Blocks restored side by side: on a GPU the host work around the network (reading, masks,
-    copies, writing) is the bottleneck and spreads over threads; on a CPU the network's own threads
-    already fill the cores."""
-    return min(8, os.cpu_count() or 1) if _device(model).type == "cuda" else 1
+    copies, writing) is the bottleneck and spreads over threads; on a CPU two, so that one block's
+    reading, masks and writing overlap the other's network (docs/benchmarks.md)."""
+    return min(8 if _device(model).type == "cuda" else 2, os.cpu_count() or 1)
 
 
 def _to_device(data: np.ndarray, device: torch.device) -> Tensor:
@@ -255,7 +255,7 @@ def restore_file(
     without ``overwrite``, over an existing ``target``; writes temporary files and renames.
     ``subtype`` ``PCM_16``/``PCM_24`` with restored peaks above full scale needs ``normalize``
     (scale down, reported). A FLAC, WAV or AIFF file is read ``decode_threads`` blocks at a time; ``workers``
-    blocks are restored side by side (default: several on a GPU, one on a CPU; one for an Ogg or MP3 source
+    blocks are restored side by side (default: 8 on a GPU, 2 on a CPU; one for an Ogg or MP3 source
     read as it is), each on the model's
     device from reading to writing. Network windows as in :func:`restore_array`. Raises
     ``ConfigError`` on bad input."""

@@ -1,7 +1,7 @@
 """Self-supervised adaptation to a new domain: adapt on clipped recordings of it, score on others.
 
     python benchmarks/adapt_domain.py --clean data/speech [--eval 4] [--model unet-music-mcei] \
-        [--steps 300] [--lr 1e-5] [--adapt-sdr 1,20] [--levels 1,3,5,7,10,15,20] \
+        [--steps 300] [--lr 1e-4] [--adapt-sdr 1,20] [--levels 1,3,5,7,10,15,20] \
         [--seconds 30] [--offset 0] [--config configs/adapt.yaml] [--oracle] [--json OUT]
 
 The files of ``--clean`` (sorted by name) are split: the last ``--eval`` are held out for scoring,
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=4)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=AdaptSettings.lr)
     parser.add_argument("--adapt-sdr", default="1,20")
     parser.add_argument("--levels", default="1,3,5,7,10,15,20")
     parser.add_argument("--seconds", type=float, default=None)

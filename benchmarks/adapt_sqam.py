@@ -1,7 +1,7 @@
 """Self-supervised adaptation on SQAM: each clipped excerpt adapts the model on itself, no clean audio.
 
     python benchmarks/adapt_sqam.py --data ../shared/benchmarks/sqam [--model unet-music-mcei] \
-        [--steps 100] [--lr 1e-5] [--levels 1,5,15] [--files 10] [--config configs/adapt.yaml] [--json OUT]
+        [--steps 100] [--lr 1e-4] [--levels 1,5,15] [--files 10] [--config configs/adapt.yaml] [--json OUT]
 
 The survey protocol of ``declip bench sqam`` (int16/32768 input, mono, root-searched θ, plain SDR).
 For every excerpt and level the clipped excerpt is written to a float WAV and the model is adapted
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=AdaptSettings.lr)
     parser.add_argument("--levels", default="1,5,15")
     parser.add_argument("--files", type=int, default=None)
     parser.add_argument("--config", type=Path, default=None, help="adaptation settings (declip adapt --config)")

@@ -14,7 +14,9 @@ Reconstructor = Callable[[Tensor, Clipping], Tensor]
 
 
 class Loss(nn.Module):
-    """Base class. ``weight`` multiplies the value; ``requires_clean`` marks losses that need ``x``.
+    """Base class. ``weight`` multiplies the value; ``requires_clean`` marks losses that need ``x``;
+    ``uses_estimate`` is false for losses that ignore ``x_net`` (the network's output for ``y``),
+    which is then not computed in training when no loss uses it.
 
     Values are measured in units of the clipping scale (signals divided by
     :meth:`Clipping.scale`), so loud and quiet examples weigh the same.
@@ -22,6 +24,7 @@ class Loss(nn.Module):
 
     name: str = "loss"
     requires_clean: bool = False
+    uses_estimate: bool = True
 
     @capture_init
     def __init__(self, weight: float = 1.0) -> None:

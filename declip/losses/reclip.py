@@ -27,6 +27,7 @@ class ReclipLoss(Loss):
     """
 
     name = "reclip"
+    uses_estimate = False  # it runs the network on the harder clipping only
 
     @capture_init
     def __init__(

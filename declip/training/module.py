@@ -96,7 +96,7 @@ class DeclipModule(L.LightningModule):
             )
         return Clipping(batch["high"], batch["low"])
 
-    def _loss_terms(self, batch: dict[str, Tensor], x_net: Tensor, physics: Clipping) -> dict[str, Tensor]:
+    def _loss_terms(self, batch: dict[str, Tensor], x_net: Tensor | None, physics: Clipping) -> dict[str, Tensor]:
         terms = {}
         for name, loss in zip(self.loss_names, self.losses):
             clean = batch.get("x") if loss.requires_clean else None
@@ -106,7 +106,8 @@ class DeclipModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         physics = self.physics_of(batch)
-        terms = self._loss_terms(batch, self.model(batch["y"], physics), physics)
+        needed = any(loss.uses_estimate for loss in self.losses)  # not for re-clipping alone
+        terms = self._loss_terms(batch, self.model(batch["y"], physics) if needed else None, physics)
         for name, value in terms.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch["y"].shape[0])
         return terms["loss"]

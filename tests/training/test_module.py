@@ -69,6 +69,15 @@ def test_reclip_trains_from_clipped_data_and_survives_a_checkpoint(tmp_path):
     assert isinstance(loaded.losses[1], ReclipLoss) and loaded.losses[1].transform.g_max == 3.0
 
 
+@pytest.mark.parametrize(("losses", "passes"), [([ReclipLoss(g_min=1.0, g_max=8.0)], 1), ([MCLoss(), ReclipLoss()], 2)])
+def test_reclip_alone_runs_the_network_once_per_training_step(losses, passes):
+    module = DeclipModule(UNet(widths=(4, 8)), losses)
+    calls = []
+    module.model.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape))
+    loss = module.training_step(next(iter(_data().train_dataloader())), 0)
+    assert len(calls) == passes and loss.requires_grad  # re-clipping alone: the harder clipping only
+
+
 def test_checkpoint_round_trip_needs_no_arguments(tmp_path):
     module = DeclipModule(UNet(channels=1, widths=(4, 8)), SupervisedLoss("l1"), lr=3e-4, sample_rate=16000)
     trainer = _trainer(tmp_path)

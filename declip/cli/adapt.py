@@ -21,7 +21,8 @@ def base_config(model) -> dict:
 
 def run_adapt(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="declip adapt", description="Adapt a declipper to clipped recordings, with no clean audio (MC + EI)."
+        prog="declip adapt",
+        description="Adapt a declipper to clipped recordings, with no clean audio (re-clipping loss by default).",
     )
     parser.add_argument("inputs", nargs="+", help="clipped audio files or folders (searched recursively)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the model to start from (default: {DEFAULT_MODEL})")

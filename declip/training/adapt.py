@@ -126,7 +126,7 @@ def adapt(
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
 ) -> tuple[LoadedModel, AdaptReport]:
-    """Fine-tune a copy of ``model`` on ``recordings`` with ``settings.losses`` (MC + EI by default);
+    """Fine-tune a copy of ``model`` on ``recordings`` with ``settings.losses`` (re-clipping by default);
     returns the adapted model (its best state) and a report. Ctrl-C stops it keeping the best state."""
     settings.check()
     if model.sample_rate is None:

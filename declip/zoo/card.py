@@ -12,6 +12,7 @@ REGIME_TEXT = {
     "mc+ei": "self-supervised (MC + EI): trained on clipped audio only, never on the clean signal",
     "mc": "measurement consistency only (the ablation of the self-supervised method)",
     "mc+ei+reclip": "self-supervised (MC + EI + re-clipping): trained on clipped audio only, never on the clean signal",
+    "reclip": "self-supervised (re-clipping alone): trained on clipped audio only, never on the clean signal",
 }
 
 

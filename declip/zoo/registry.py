@@ -14,7 +14,7 @@ from declip.errors import ConfigError
 
 REGISTRY = Path(__file__).with_name("registry.json")
 ZOO = Path(__file__).resolve().parents[2] / "zoo"  # the source checkout's zoo/ (absent from wheels)
-DEFAULT_MODEL = "unet-music-mcei-reclip"  # two seeds beat unet-music-mcei on both benchmarks (docs/results.md)
+DEFAULT_MODEL = "unet-music-reclip"  # re-clipping alone: the best self-supervised model (docs/results.md)
 
 
 @dataclass(frozen=True)

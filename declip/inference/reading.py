@@ -21,23 +21,16 @@ DECODE_THREADS = min(8, os.cpu_count() or 1)
 
 
 class SharedReader:
-    """Reads ranges of frames of one file from any number of threads: each through its own handle for
-    the formats of ``PARALLEL_FORMATS``, one at a time through one handle for the others (concurrent
-    seeks in Ogg Vorbis files return wrong samples)."""
+    """Reads ranges of frames of one file from any number of threads, each through its own handle. Only
+    files with sample-exact seeks (``parallel``) may be read from several threads: in Ogg and MP3 files
+    seeks taken in another order land on other samples, so read those from one thread, in order."""
 
     def __init__(self, path: str | Path):
         self.path, self._local, self._handles, self._lock = path, threading.local(), [], threading.Lock()
-        self._serial = sf.info(path).format not in PARALLEL_FORMATS
+        self.parallel = sf.info(path).format in PARALLEL_FORMATS
 
     def read(self, start: int, frames: int) -> np.ndarray:
         """``frames`` frames from ``start`` (fewer at the end of the file) as ``(frames, channels)`` float32."""
-        if self._serial:
-            with self._lock:
-                if not self._handles:
-                    self._handles.append(sf.SoundFile(self.path))
-                handle = self._handles[0]
-                handle.seek(start)
-                return handle.read(frames, dtype="float32", always_2d=True)
         handle = getattr(self._local, "file", None)
         if handle is None:
             handle = self._local.file = sf.SoundFile(self.path)

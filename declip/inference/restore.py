@@ -21,7 +21,7 @@ from declip.inference.detect import detect_clip_level_blocks
 from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
 from declip.inference.prefetch import ordered_map, prefetched
-from declip.inference.reading import DECODE_THREADS, PARALLEL_FORMATS, SharedReader, read_blocks
+from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
 from declip.inference.wavwrite import FloatWavWriter
 from declip.models import Declipper
 from declip.physics import Clipping
@@ -316,8 +316,6 @@ def restore_file(
             frames = sf.info(source_path["path"]).frames
         physics = physics.to(device)
         starts = range(0, frames, block)
-        if sf.info(source_path["path"]).format not in PARALLEL_FORMATS:
-            workers = 1  # Ogg and MP3 seeks land on slightly different samples when taken in another order
 
         def restore_block(start: int) -> tuple[int, float, float]:  # in a worker thread
             stop = min(start + block, frames)
@@ -339,7 +337,9 @@ def restore_file(
         with (
             SharedReader(source_path["path"]) as reader,
             FloatWavWriter(scratch, rate, channels) as out,
-            contextlib.closing(ordered_map(restore_block, starts, workers)) as restored_blocks,  # closed first
+            contextlib.closing(  # closed first; Ogg and MP3 sources read in order, by one worker
+                ordered_map(restore_block, starts, workers if reader.parallel else 1)
+            ) as restored_blocks,
         ):
             for number, (count, block_peak_in, block_peak) in enumerate(restored_blocks):
                 clipped_count += count

@@ -31,8 +31,8 @@ from declip.errors import ConfigError
 from declip.inference.restore import LoadedModel
 from declip.training.module import DeclipModule
 
-# re-clipping alone, g up to 8: the only objective measured to improve held-out restorations
-# (speech and SQAM; MC and EI each made them worse: docs/results.md)
+# re-clipping alone, g up to 8: the only objective measured to improve held-out restorations (speech,
+# music, SQAM); MC + EI, MC alone and their variants did not (docs/results.md)
 DEFAULT_LOSSES = [
     {
         "class_path": "declip.losses.ReclipLoss",

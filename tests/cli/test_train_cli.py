@@ -98,3 +98,30 @@ def test_music_configs_run_on_a_musdb_tree(config, musdb, tmp_path, monkeypatch)
         "--trainer.fast_dev_run=2",
     ]
     assert main(["fit", "--config", str(config), *tiny]) == 0
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("music*.yaml")), ids=lambda p: p.stem)
+def test_music_configs_keep_the_latest_step_in_last_ckpt(config):
+    """``last.ckpt`` (what ``--ckpt_path`` resumes from) comes from the unmonitored callback, so it
+    follows the latest step, not the best validation score."""
+    callbacks = yaml.safe_load(config.read_text())["trainer"]["callbacks"]
+    savers = [c["init_args"] for c in callbacks if c["init_args"].get("save_last")]
+    assert len(savers) == 1 and "monitor" not in savers[0]
+
+
+def test_last_ckpt_is_the_final_step_of_a_music_run(musdb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "--config", str(ROOT / "configs/music-reclip-only.yaml"),
+        "--model.backbone.init_args.widths=[4, 8]",
+        f"--data.init_args.corpus.init_args.root={musdb}",
+        "--data.init_args.corpus.init_args.valid_fraction=0.25",
+        "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+        "--data.init_args.val_items=4", "--data.init_args.train_items=64",
+        "--trainer.max_steps=6", "--trainer.val_check_interval=2",
+        "--trainer.default_root_dir", str(tmp_path),
+    ]  # fmt: skip
+    assert main(["fit", *args]) == 0
+    folder = tmp_path / "lightning_logs/version_0/checkpoints"
+    assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 6
+    assert (folder / "latest-step6.ckpt").is_file()

@@ -73,9 +73,9 @@ def run_adapt(argv: list[str]) -> int:
     )
     print(f"restore with: declip restore INPUT -o OUT --model {out}")
     print(
-        "note: on the benchmarks (held-out speech, SQAM excerpts) adaptation with the default settings improved "
-        "restorations on average, not on every file (docs/results.md); compare with the base model before relying "
-        "on it",
+        "note: on the benchmarks adaptation with the default settings improved held-out speech and music on average, "
+        "not every file; on SQAM excerpts it helped lightly clipped ones and hurt heavily clipped ones "
+        "(docs/results.md); compare with the base model before relying on it",
         file=sys.stderr,
     )
     return 0

@@ -93,7 +93,8 @@ def run_restore(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument(
         "--adapt", type=int, default=0, metavar="N",
-        help="first fine-tune the model for N steps on each file itself (self-supervised: re-clipping loss)",
+        help="first fine-tune the model for N steps on each file itself (self-supervised: re-clipping loss); "
+        "measured to help lightly clipped files and hurt heavily clipped ones (docs/results.md)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.adapt and args.method != "model":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from declip.config import capture_init
 from declip.errors import ConfigError
-from declip.losses.base import Loss, Reconstructor
+from declip.losses.base import Loss, Reconstructor, scaled_square_error
 from declip.losses.mc import consistency_error
 from declip.physics import Clipping
 from declip.transforms import AmplitudeScale
@@ -21,9 +22,17 @@ class ReclipLoss(Loss):
     recording, not from the network's own estimate (as in :class:`EILoss`). Samples clipped in ``y``
     are only asked to lie beyond :math:`\\theta`. No clean signal is needed.
 
+    When adapting a trained model (``declip adapt``), ``anchor > 0`` adds
+    :math:`\\text{anchor}\\cdot\\|M_c(f(\\eta_{\\theta/g}(y)) - f_0(y))\\|^2`: on the samples clipped in
+    ``y``, where ``y`` only says "beyond θ", the restoration is also pulled toward the frozen base
+    model's restoration of ``y``. Without it, adapting on one heavily clipped recording teaches
+    smaller peaks than the base model knew (docs/results.md). The base model is set by
+    :func:`declip.training.adapt.adapt`; training from scratch has none and refuses an anchor.
+
     Args:
         weight: the factor on this loss.
         g_min, g_max, distribution: the law of ``g`` (both at least 1), see :class:`AmplitudeScale`.
+        anchor: the factor on the pull toward the base model on clipped samples (0: none).
     """
 
     name = "reclip"
@@ -31,12 +40,25 @@ class ReclipLoss(Loss):
 
     @capture_init
     def __init__(
-        self, weight: float = 1.0, g_min: float = 1.0, g_max: float = 2.0, distribution: str = "log-uniform"
+        self,
+        weight: float = 1.0,
+        g_min: float = 1.0,
+        g_max: float = 2.0,
+        distribution: str = "log-uniform",
+        anchor: float = 0.0,
     ) -> None:
         super().__init__(weight)
         if g_min < 1:
             raise ConfigError(f"ReclipLoss clips harder, so g_min must be at least 1; got {g_min}")
+        if anchor < 0:
+            raise ConfigError(f"ReclipLoss anchor must be >= 0; got {anchor}")
         self.transform = AmplitudeScale(g_min, g_max, distribution)
+        self.anchor = anchor
+        self._base: tuple[Reconstructor, ...] = ()  # a tuple keeps the frozen model out of state_dict and optimizer
+
+    def set_base(self, model: Reconstructor) -> None:
+        """The frozen model whose restoration of ``y`` anchors clipped samples (``anchor > 0``)."""
+        self._base = (model,)
 
     def forward(
         self, x_net: Tensor, y: Tensor, physics: Clipping, model: Reconstructor, x: Tensor | None = None
@@ -44,4 +66,15 @@ class ReclipLoss(Loss):
         g = self.transform.sample(y.shape[0], device=y.device).to(y)
         harder = Clipping(physics.high.to(y) / g, physics.low.to(y) / g)
         x2 = model(harder(y), harder)
-        return self.weight * consistency_error(x2, y, physics)
+        loss = consistency_error(x2, y, physics)
+        if self.anchor:
+            if not self._base:
+                raise ConfigError(
+                    "ReclipLoss with anchor > 0 needs a base model to anchor to: use it with declip adapt, "
+                    "or set anchor: 0 to train from scratch"
+                )
+            with torch.no_grad():
+                target = self._base[0](y, physics)
+            off = torch.where(physics.masks(y).clipped, x2 - target, torch.zeros_like(x2))
+            loss = loss + self.anchor * scaled_square_error(off, torch.zeros_like(off), physics)
+        return self.weight * loss

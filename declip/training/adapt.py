@@ -138,6 +138,10 @@ def adapt(
             "declip.losses.MCLoss (and EILoss)"
         )
     device = next(model.model.parameters()).device
+    base = copy.deepcopy(model.model).eval().requires_grad_(False)
+    for loss in losses:
+        if hasattr(loss, "set_base"):  # ReclipLoss(anchor > 0) anchors clipped samples to the base model
+            loss.set_base(base)
     module = DeclipModule(
         instantiate(config_of(model.model.backbone)), losses, consistent_output=model.model.consistent,
         lr=settings.lr, sample_rate=model.sample_rate,

@@ -190,3 +190,26 @@ def test_reclip_is_zero_for_a_model_that_gives_back_the_measurement_where_it_is_
 def test_reclip_refuses_gains_below_one():
     with pytest.raises(ConfigError, match="g_min must be at least 1"):
         ReclipLoss(g_min=0.5)
+
+
+def test_reclip_anchor_pulls_clipped_samples_toward_the_base_model(clipped):
+    x, y, physics = clipped
+    mask = physics.masks(y).clipped
+    loss = ReclipLoss(anchor=1.0)
+    loss.set_base(oracle(x))  # a base model that restores y perfectly
+    assert loss(x, y, physics, oracle(x)).item() == 0.0  # agrees with the base and with y
+    # y itself is consistent with y (zero plain re-clipping loss) but misses the base's peaks:
+    expected = ((torch.where(mask, y - x, torch.zeros_like(y)) / physics.scale) ** 2).mean()
+    assert loss(x, y, physics, oracle(y)).item() == pytest.approx(expected.item(), rel=1e-6) and expected > 0
+    assert ReclipLoss()(x, y, physics, oracle(y)).item() == 0.0
+
+
+def test_reclip_anchor_needs_a_base_model_and_keeps_it_out_of_the_state(clipped):
+    x, y, physics = clipped
+    with pytest.raises(ConfigError, match="needs a base model to anchor to"):
+        ReclipLoss(anchor=1.0)(x, y, physics, oracle(x))
+    with pytest.raises(ConfigError, match="anchor must be >= 0"):
+        ReclipLoss(anchor=-1.0)
+    loss = ReclipLoss(anchor=1.0)
+    loss.set_base(torch.nn.Linear(2, 2))
+    assert not list(loss.parameters()) and not loss.state_dict()

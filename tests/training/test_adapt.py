@@ -1,6 +1,8 @@
 """Self-supervised adaptation on clipped recordings: ``declip adapt`` and ``declip restore --adapt``."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +181,34 @@ def test_a_time_budget_stops_adaptation(base, tmp_path):
     _, report = adapt(model, recordings, AdaptSettings(steps=None, minutes=0.05), progress=False)
     assert report.steps > 0 and not report.interrupted
     assert report.seconds < 120  # three seconds of budget (without it, 10 million items would run for hours)
+
+
+def test_an_anchored_adaptation_stays_closer_to_the_base_on_clipped_samples(base, tmp_path):
+    """``ReclipLoss(anchor > 0)``: ``adapt`` hands it the frozen base model, whose restoration of the
+    recording's clipped samples the adapted model is pulled toward."""
+    folder = clipped_folder(tmp_path / "takes", level=0.2)
+    recordings, _ = scan_recordings([folder])
+    model = load_model(base)
+    drift = {}
+    for anchor in (0.0, 100.0):
+        losses = [{"class_path": "declip.losses.ReclipLoss", "init_args": {"g_max": 8.0, "anchor": anchor}}]
+        adapted, _ = adapt(model, recordings, AdaptSettings(steps=30, lr=1e-3, losses=losses), progress=False)
+        data = ClippedRecordings(recordings, 4096, RATE, 1, items=16, seed=5)
+        batch = {k: torch.stack([data[i][k] for i in range(16)]) for k in ("y", "high", "low")}
+        physics = Clipping(batch["high"], batch["low"])
+        with torch.no_grad():
+            gap = adapted.model(batch["y"], physics) - model.model(batch["y"], physics)
+        drift[anchor] = float(gap[physics.masks(batch["y"]).clipped].pow(2).mean())
+        assert all(p.requires_grad for p in model.model.parameters())  # the caller's model is untouched
+    assert drift[100.0] < 0.5 * drift[0.0], drift
+
+
+def test_an_anchor_without_a_base_model_fails_in_fit_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "declip", "fit", "--config", str(ROOT / "configs/synthetic.yaml"),
+         "--model.losses=declip.losses.ReclipLoss", "--model.losses.init_args.anchor=1.0",
+         "--model.backbone.init_args.hidden=32", "--trainer.fast_dev_run=1", "--data.init_args.batch_size=4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "needs a base model to anchor to" in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -5,8 +5,8 @@
 
 The survey protocol of ``declip bench sqam`` (int16/32768 input, mono, root-searched θ, plain SDR).
 For every excerpt and level the clipped excerpt is written to a float WAV and the model is adapted
-on that file alone (``declip restore --adapt``: clip level detected from the file, MC + EI or the
-losses of ``--config``, the clean excerpt never read); then both the base and the adapted model
+on that file alone as ``declip restore --adapt`` does (clip level detected from the file, anchored
+re-clipping, or the losses of ``--config``; the clean excerpt never read); then both the base and the adapted model
 restore it at the protocol's θ. Prints mean ΔSDR per level with and without adaptation, and the
 adaptation time per excerpt.
 """
@@ -17,6 +17,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def main() -> None:
                 settings = (
                     AdaptSettings.from_yaml(args.config, steps=args.steps, lr=args.lr)
                     if args.config
-                    else AdaptSettings(steps=args.steps, lr=args.lr)
+                    else replace(AdaptSettings.per_file(args.steps), lr=args.lr)  # as declip restore --adapt
                 )
                 adapted, _ = adapt(base, recordings, settings, progress=False)
                 seconds = time.perf_counter() - start
@@ -69,7 +70,7 @@ def main() -> None:
                 print(f"{file.stem} {level:g} dB: base {rows[level]['base'][-1]:.2f}, "
                       f"adapted {rows[level]['adapted'][-1]:.2f} ({seconds:.1f} s)", flush=True)  # fmt: skip
     aspade = dict(zip(LEVELS, PUBLISHED["A-SPADE"]))
-    losses = f", losses of {args.config}" if args.config else ""
+    losses = f", losses of {args.config}" if args.config else ", anchored re-clipping (declip restore --adapt)"
     print(f"\nmodel {args.model}, {args.steps} adaptation steps (lr {args.lr}{losses}) per excerpt and level")
     print("| input SDR (dB) | base ΔSDR | adapted ΔSDR | A-SPADE (published) | adaptation s/excerpt |")
     print("|---|---|---|---|---|")

@@ -183,24 +183,29 @@ def test_a_time_budget_stops_adaptation(base, tmp_path):
     assert report.seconds < 120  # three seconds of budget (without it, 10 million items would run for hours)
 
 
-def test_an_anchored_adaptation_stays_closer_to_the_base_on_clipped_samples(base, tmp_path):
-    """``ReclipLoss(anchor > 0)``: ``adapt`` hands it the frozen base model, whose restoration of the
-    recording's clipped samples the adapted model is pulled toward."""
+def test_adapt_hands_an_anchored_loss_a_frozen_copy_of_the_base_model(base, tmp_path, monkeypatch):
+    """``ReclipLoss(anchor > 0)`` is pulled toward the model adaptation started from: ``adapt`` gives it a
+    frozen copy of that model, apart from the weights being trained, and the anchor term is in the loss."""
     folder = clipped_folder(tmp_path / "takes", level=0.2)
     recordings, _ = scan_recordings([folder])
     model = load_model(base)
-    drift = {}
-    for anchor in (0.0, 100.0):
-        losses = [{"class_path": "declip.losses.ReclipLoss", "init_args": {"g_max": 8.0, "anchor": anchor}}]
-        adapted, _ = adapt(model, recordings, AdaptSettings(steps=30, lr=1e-3, losses=losses), progress=False)
-        data = ClippedRecordings(recordings, 4096, RATE, 1, items=16, seed=5)
-        batch = {k: torch.stack([data[i][k] for i in range(16)]) for k in ("y", "high", "low")}
-        physics = Clipping(batch["high"], batch["low"])
-        with torch.no_grad():
-            gap = adapted.model(batch["y"], physics) - model.model(batch["y"], physics)
-        drift[anchor] = float(gap[physics.masks(batch["y"]).clipped].pow(2).mean())
-        assert all(p.requires_grad for p in model.model.parameters())  # the caller's model is untouched
-    assert drift[100.0] < 0.5 * drift[0.0], drift
+    given, values = [], []
+    set_base, forward = ReclipLoss.set_base, ReclipLoss.forward
+    monkeypatch.setattr(ReclipLoss, "set_base", lambda self, m: (given.append(m), set_base(self, m))[1])
+    monkeypatch.setattr(
+        ReclipLoss, "forward", lambda self, *a, **k: (values.append(self.anchor), forward(self, *a, **k))[1]
+    )
+    losses = [{"class_path": "declip.losses.ReclipLoss", "init_args": {"g_max": 8.0, "anchor": 1.0}}]
+    adapted, _ = adapt(model, recordings, AdaptSettings(steps=5, lr=1e-3, losses=losses), progress=False)
+    (frozen,) = given
+    assert frozen is not model.model and frozen is not adapted.model and not frozen.training
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(frozen.state_dict().values(), model.model.state_dict().values()))
+    assert values and set(values) == {1.0}
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(adapted.model.state_dict().values(), frozen.state_dict().values())
+    )
+    assert changed and all(p.requires_grad for p in model.model.parameters())  # the caller's model is untouched
 
 
 def test_an_anchor_without_a_base_model_fails_in_fit_with_one_line(tmp_path):
@@ -212,3 +217,26 @@ def test_an_anchor_without_a_base_model_fails_in_fit_with_one_line(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "needs a base model to anchor to" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_restore_adapt_anchors_to_the_model_it_adapts(base, tmp_path, monkeypatch):
+    """Per-file adaptation uses the anchored re-clipping measured on SQAM; folder adaptation does not."""
+    import declip.training.adapt as adapt_module
+
+    seen = []
+
+    def recording(model, recordings, settings, **kwargs):
+        seen.append(settings)
+        return adapt(model, recordings, settings, **kwargs)
+
+    monkeypatch.setattr(adapt_module, "adapt", recording)
+    folder = clipped_folder(tmp_path / "one", files=1)
+    assert (
+        main(
+            ["restore", str(folder / "take0.wav"), "-o", str(tmp_path / "o.wav"), "--model", str(base), "--adapt", "3"]
+        )
+        == 0
+    )
+    (settings,) = seen
+    assert settings.steps == 3 and [loss["init_args"].get("anchor") for loss in settings.losses] == [1.0]
+    assert all("anchor" not in loss.get("init_args", {}) for loss in AdaptSettings().losses)

@@ -56,6 +56,11 @@ class ReclipLoss(Loss):
         self.anchor = anchor
         self._base: tuple[Reconstructor, ...] = ()  # a tuple keeps the frozen model out of state_dict and optimizer
 
+    @property
+    def needs_base(self) -> bool:
+        """Whether :meth:`set_base` must be called before training (``anchor > 0``)."""
+        return self.anchor > 0
+
     def set_base(self, model: Reconstructor) -> None:
         """The frozen model whose restoration of ``y`` anchors clipped samples (``anchor > 0``)."""
         self._base = (model,)
@@ -67,7 +72,7 @@ class ReclipLoss(Loss):
         harder = Clipping(physics.high.to(y) / g, physics.low.to(y) / g)
         x2 = model(harder(y), harder)
         loss = consistency_error(x2, y, physics)
-        if self.anchor:
+        if self.needs_base:
             if not self._base:
                 raise ConfigError(
                     "ReclipLoss with anchor > 0 needs a base model to anchor to: use it with declip adapt, "

@@ -154,9 +154,10 @@ def adapt(
             "declip.losses.MCLoss (and EILoss)"
         )
     device = next(model.model.parameters()).device
-    base = copy.deepcopy(model.model).eval().requires_grad_(False)
-    for loss in losses:
-        if hasattr(loss, "set_base"):  # ReclipLoss(anchor > 0) anchors clipped samples to the base model
+    anchored = [loss for loss in losses if getattr(loss, "needs_base", False)]  # ReclipLoss(anchor > 0)
+    if anchored:  # a frozen copy of the model adaptation starts from, only when a loss anchors to it
+        base = copy.deepcopy(model.model).eval().requires_grad_(False)
+        for loss in anchored:
             loss.set_base(base)
     module = DeclipModule(
         instantiate(config_of(model.model.backbone)), losses, consistent_output=model.model.consistent,

@@ -36,6 +36,9 @@ class UNet(nn.Module):
         stem_stride: > 1 puts a strided convolution (kernel ``2*stem_stride``) before the first level
             and a transposed one after the last, so every level runs at ``1/stem_stride`` of the
             audio rate: about ``stem_stride`` times less compute.
+        head_width: > 0 adds a head at the audio rate: two convolutions of ``head_width`` channels
+            that see the network's output features beside the input itself, for detail finer than
+            ``stem_stride`` samples (short clipped runs). 0: no head.
     """
 
     @capture_init
@@ -46,6 +49,7 @@ class UNet(nn.Module):
         kernel_size: int = 5,
         bias: bool = True,
         stem_stride: int = 1,
+        head_width: int = 0,
     ) -> None:
         super().__init__()
         widths = list(widths)
@@ -53,16 +57,27 @@ class UNet(nn.Module):
             raise ConfigError(f"UNet needs an odd kernel_size and at least one width; got {kernel_size}, {widths}")
         if stem_stride < 1:
             raise ConfigError(f"UNet stem_stride must be >= 1; got {stem_stride}")
+        if head_width < 0:
+            raise ConfigError(f"UNet head_width must be >= 0; got {head_width}")
+        out = head_width or channels
         self.channels, self.levels, self.stem_stride = channels, len(widths), stem_stride
         if stem_stride > 1:
             k, pad = 2 * stem_stride, stem_stride // 2
             self.stem = nn.Conv1d(2 * channels, widths[0], k, stride=stem_stride, padding=pad, bias=bias)
             self.inp = _block(widths[0], widths[0], kernel_size, bias)
-            self.out = nn.ConvTranspose1d(widths[0], channels, k, stride=stem_stride, padding=pad, bias=bias)
+            self.out = nn.ConvTranspose1d(widths[0], out, k, stride=stem_stride, padding=pad, bias=bias)
         else:
             self.stem = nn.Identity()
             self.inp = _block(2 * channels, widths[0], kernel_size, bias)
-            self.out = nn.Conv1d(widths[0], channels, 1, bias=bias)
+            self.out = nn.Conv1d(widths[0], out, 1, bias=bias)
+        self.head = (
+            nn.Sequential(
+                _block(head_width + 2 * channels, head_width, kernel_size, bias),
+                nn.Conv1d(head_width, channels, 1, bias=bias),
+            )
+            if head_width
+            else None
+        )
         self.down = nn.ModuleList()
         self.encoders = nn.ModuleList()
         self.up = nn.ModuleList()
@@ -94,4 +109,7 @@ class UNet(nn.Module):
             x = enc(down(x))
         for up, dec, skip in zip(reversed(self.up), reversed(self.decoders), reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))
-        return self.out(x)[..., :length]
+        out = self.out(x)
+        if self.head is not None:
+            out = self.head(torch.cat([out, F.pad(inp, (0, -length % multiple))], dim=1))
+        return out[..., :length]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from declip.config import config_of, instantiate
+from declip.errors import ConfigError
 from declip.models import MLP, Declipper, Demucs, UNet
 from declip.physics import Clipping, threshold_for_sdr
 
@@ -9,6 +10,7 @@ BACKBONES = {
     "mlp": lambda c: MLP(channels=c, frame=64, hidden=32, layers=2),
     "unet": lambda c: UNet(channels=c, widths=(4, 8, 16)),
     "unet-strided-stem": lambda c: UNet(channels=c, widths=(4, 8), stem_stride=4),
+    "unet-audio-rate-head": lambda c: UNet(channels=c, widths=(4, 8), stem_stride=4, head_width=3),
     "demucs-lstm": lambda c: Demucs(channels=c, hidden=4, depth=3, bottleneck="lstm", bottleneck_layers=1),
     "demucs-attention": lambda c: Demucs(channels=c, hidden=4, depth=2, bottleneck="attention", heads=2),
 }
@@ -53,3 +55,23 @@ def test_consistent_declipper_only_moves_clipped_samples_outwards():
     y = physics(x)
     out = model(y, physics)
     assert torch.equal(physics.project(out, y), out)
+
+
+def test_unet_head_sees_the_input_between_stem_steps():
+    """Without a head, an input change inside one stem step reaches the output only through the
+    strided stem; the head also sees the raw input at that sample, so its output differs there."""
+    torch.manual_seed(0)
+    plain = UNet(channels=1, widths=(4, 8), stem_stride=8)
+    head = UNet(channels=1, widths=(4, 8), stem_stride=8, head_width=4)
+    assert sum(p.numel() for p in head.parameters()) > sum(p.numel() for p in plain.parameters())
+    inp = torch.randn(1, 2, 256)
+    bumped = inp.clone()
+    bumped[0, 0, 100] += 1.0
+    change = (head(bumped) - head(inp)).abs()[0, 0]
+    assert change[100] > 0 and change.argmax() in range(96, 105)
+
+
+@pytest.mark.parametrize("kwargs", [{"head_width": -1}, {"stem_stride": 0}, {"kernel_size": 4}])
+def test_unet_rejects_bad_settings(kwargs):
+    with pytest.raises(ConfigError):
+        UNet(channels=1, widths=(4, 8), **kwargs)

@@ -96,7 +96,7 @@ class UNet(nn.Module):
     def forward(self, inp: Tensor) -> Tensor:
         length = inp.shape[-1]
         multiple = 2 ** (self.levels - 1) * self.stem_stride
-        x = F.pad(inp, (0, -length % multiple))
+        x = padded = F.pad(inp, (0, -length % multiple))
         if torch.is_autocast_enabled(x.device.type):  # under autocast the raw waveform stays in float32
             with torch.autocast(x.device.type, enabled=False):
                 x = self.stem(x.float())
@@ -111,5 +111,5 @@ class UNet(nn.Module):
             x = dec(torch.cat([up(x), skip], dim=1))
         out = self.out(x)
         if self.head is not None:
-            out = self.head(torch.cat([out, F.pad(inp, (0, -length % multiple))], dim=1))
+            out = self.head(torch.cat([out, padded], dim=1))
         return out[..., :length]

@@ -66,8 +66,8 @@ def _load(ref: str | Path, device: str) -> LoadedModel:
             return load_folder(item.folder, device, expected_sha256=item.sha256)
         if item.revision is None:
             raise ConfigError(
-                f"{text}: its weights ship with the source checkout (zoo/{text}) and are not published on the "
-                "Hub yet; install declip from a clone"
+                f"{text}: its weights are missing from {item.folder} and not published on the Hub yet; "
+                "reinstall declip (pip install . from a clone installs every zoo model)"
             )
         return load_folder(hub.download(item.repo_id, item.revision), device, expected_sha256=item.sha256)
     if "/" in text and not text.startswith((".", "/", "~")):

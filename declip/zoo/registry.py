@@ -1,7 +1,8 @@
 """The zoo's registry: released models by name, with their Hub repo, pinned revision and weights hash.
 
 The registry ships inside the package (``declip/zoo/registry.json``); the released folders (card,
-config, training config and, for small models, the weights) live in the repository's ``zoo/``.
+config, training config and, for small models, the weights) live in the repository's ``zoo/``,
+which an installed wheel carries as ``declip/zoo/released``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 from declip.errors import ConfigError
 
 REGISTRY = Path(__file__).with_name("registry.json")
-ZOO = Path(__file__).resolve().parents[2] / "zoo"  # the source checkout's zoo/ (absent from wheels)
+_PACKAGED = Path(__file__).with_name("released")  # zoo/ as a wheel installs it
+ZOO = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "zoo"  # else the checkout's
 DEFAULT_MODEL = "unet-music-reclip"  # re-clipping alone: the best self-supervised model (docs/results.md)
 
 

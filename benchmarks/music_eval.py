@@ -4,7 +4,8 @@
         --run mc+ei=configs/music.yaml:RUN_DIR/checkpoints/last.ckpt \\
         --run supervised=configs/music-supervised.yaml:OTHER_DIR/checkpoints/last.ckpt
 
-Each ``--run`` is ``NAME=CONFIG:CHECKPOINT``. The test set comes from the config's data section
+Each ``--run`` is ``NAME=CONFIG:MODEL``; MODEL is a ``.ckpt`` or anything ``declip restore --model``
+takes (a zoo name such as ``unet-music-reclip``, a model folder). The test set comes from the config's data section
 (``test_items`` fixed segments of the test split, each clipped at 1, 3, 5, 7, 10, 15, 20 dB).
 Prints a markdown table of mean ΔSDR per input SDR and the training step of each checkpoint.
 """
@@ -21,33 +22,45 @@ import yaml
 
 from declip.config import instantiate
 from declip.training import DeclipModule
+from declip.zoo import load_model
 
 LEVELS = [1, 3, 5, 7, 10, 15, 20]
 
 
-def score(config: Path, checkpoint: Path, root: str) -> dict[str, float]:
+def load(model: str) -> tuple[DeclipModule, int | None]:
+    """A module to test and its training step, from a ``.ckpt`` or a released model."""
+    if model.endswith(".ckpt"):
+        step = torch.load(model, map_location="cpu", weights_only=False)["global_step"]
+        return DeclipModule.load_from_checkpoint(model, map_location="cpu"), step
+    loaded = load_model(model, precision="fp32")
+    module = DeclipModule(loaded.model.backbone, [], loaded.model.consistent, sample_rate=loaded.sample_rate)
+    module.model.load_state_dict(loaded.model.state_dict())
+    return module, loaded.info.get("training", {}).get("global_step")
+
+
+def score(config: Path, model: str, root: str) -> dict[str, float]:
     data_config = yaml.safe_load(config.read_text())["data"]
     data_config["init_args"]["corpus"]["init_args"]["root"] = root
     data = instantiate(data_config)
-    module = DeclipModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    module, step = load(model)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (metrics,) = trainer.test(module, datamodule=data, verbose=False)
     out = {k.removeprefix("test/"): float(v) for k, v in metrics.items()}
-    out["step"] = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    out["step"] = step
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data/music")
-    parser.add_argument("--run", action="append", required=True, help="NAME=CONFIG:CHECKPOINT")
+    parser.add_argument("--run", action="append", required=True, help="NAME=CONFIG:MODEL")
     parser.add_argument("--json", type=Path, help="write {name: {input SDR: mean ΔSDR, mean: ...}} here")
     args = parser.parse_args()
     rows, results = [], {}
     for run in args.run:
         name, _, rest = run.partition("=")
-        config, _, checkpoint = rest.partition(":")
-        r = score(Path(config), Path(checkpoint), args.root)
+        config, _, model = rest.partition(":")
+        r = score(Path(config), model, args.root)
         cells = " | ".join(f"{r[f'delta_sdr@{v}dB']:.2f}" for v in LEVELS)
         rows.append(f"| {name} | {r['step']} | {cells} | {r['delta_sdr']:.2f} |")
         results[name] = {str(v): round(r[f"delta_sdr@{v}dB"], 2) for v in LEVELS} | {"mean": round(r["delta_sdr"], 2)}

@@ -28,7 +28,8 @@ def test_wandb_offline_run_gets_metrics_audio_and_spectrograms(tmp_path, monkeyp
         f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.logger.init_args.project=declip",
     ]  # fmt: skip
     assert main([*FIT, *logger]) == 0
-    wandb.finish()  # flush the run file, as the end of the process would
+    wandb.finish()
+    wandb.teardown()  # stop the wandb service, as the end of the process would: the run file is then complete
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     media = run / "files" / "media"
     for name in ("clipped", "restored", "clean"):

@@ -1,6 +1,8 @@
 """An installed wheel (``pip install .``, not editable) carries the zoo and restores offline."""
 
 import os
+import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -24,13 +26,23 @@ def test_the_package_list_is_whole():
 
 
 def test_installed_wheel_restores_offline_with_the_default_model(tmp_path):
+    # build from a copy of what the wheel is made of: an in-place build would reuse a stale build/
+    source = tmp_path / "source"
+    for name in ("declip", "zoo"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
-    build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w"]
+    build = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w"]
     subprocess.run([*build, str(wheels)], check=True, cwd=tmp_path)
     (wheel,) = wheels.glob("declip-*.whl")
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
+    venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
+    # the dependencies (torch, ...) from this interpreter's site-packages, as plain paths: their .pth
+    # files, an editable declip's among them, are not run, so the wheel's declip is the one imported
+    (inner,) = (env_dir / "lib").glob("python3*/site-packages")
+    (inner / "outer.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
                    check=True, cwd=tmp_path)  # fmt: skip
     where = subprocess.run([python, "-c", "import declip.zoo.registry as r; print(r.ZOO)"],

@@ -33,9 +33,8 @@ def load(model: str) -> tuple[DeclipModule, int | None]:
         step = torch.load(model, map_location="cpu", weights_only=False)["global_step"]
         return DeclipModule.load_from_checkpoint(model, map_location="cpu"), step
     loaded = load_model(model, precision="fp32")
-    module = DeclipModule(loaded.model.backbone, [], loaded.model.consistent, sample_rate=loaded.sample_rate)
-    module.model.load_state_dict(loaded.model.state_dict())
-    return module, loaded.info.get("training", {}).get("global_step")
+    step = loaded.info.get("training", {}).get("global_step")
+    return DeclipModule.from_model(loaded.model, [], loaded.sample_rate), step
 
 
 def score(config: Path, model: str, root: str) -> dict[str, float]:

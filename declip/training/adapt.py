@@ -25,7 +25,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from declip.config import config_of, instantiate
+from declip.config import instantiate
 from declip.data.recordings import ClippedRecordings, Recording
 from declip.errors import ConfigError
 from declip.inference.restore import LoadedModel
@@ -159,11 +159,7 @@ def adapt(
         base = copy.deepcopy(model.model).eval().requires_grad_(False)
         for loss in anchored:
             loss.set_base(base)
-    module = DeclipModule(
-        instantiate(config_of(model.model.backbone)), losses, consistent_output=model.model.consistent,
-        lr=settings.lr, sample_rate=model.sample_rate,
-    )  # fmt: skip
-    module.model.load_state_dict(model.model.state_dict())
+    module = DeclipModule.from_model(model.model, losses, model.sample_rate, lr=settings.lr)
     length = max(round(settings.segment_seconds * model.sample_rate) // model.hop, 1) * model.hop
     items = settings.steps * settings.batch_size if settings.steps else 10_000_000
     dataset = ClippedRecordings(recordings, length, model.sample_rate, model.channels, items, settings.seed)

@@ -76,6 +76,17 @@ class DeclipModule(L.LightningModule):
         self.val_metrics = DeclippingMetrics(levels)
         self.test_metrics = DeclippingMetrics(levels)
 
+    @classmethod
+    def from_model(cls, model: Declipper, losses: Loss | list[Loss], sample_rate: int, **kwargs: Any) -> DeclipModule:
+        """A module around a copy of the trained ``model`` (to adapt or test it); ``kwargs`` as in
+        the constructor."""
+        module = cls(
+            instantiate(config_of(model.backbone)), losses, consistent_output=model.consistent,
+            sample_rate=sample_rate, **kwargs,
+        )  # fmt: skip
+        module.model.load_state_dict(model.state_dict())
+        return module
+
     @property
     def regime(self) -> str:
         return regime_of(self.losses)

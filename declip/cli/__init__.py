@@ -19,6 +19,7 @@ commands:
   adapt      fine-tune a model on clipped recordings alone: declip adapt INPUT... -o OUTMODEL
   zoo        released models: declip zoo list|download|export|push
   bench      benchmarks: declip bench sqam --data DIR --model REF [--method aspade]
+  app        a local web page to restore and compare: declip app [--model REF] [--port N]
 
 Each command takes --help."""
 
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.data import run_data
 
             return run_data(args[1:])
+        elif command == "app":
+            from declip.cli.app import run_app
+
+            return run_app(args[1:])
         else:
             print(f"declip: error: unknown command {command!r}\n{USAGE}", file=sys.stderr)
             return 2

@@ -1,4 +1,5 @@
-"""``declip data build music|stems --out DIR``: build training corpora."""
+"""``declip data build music|stems --out DIR``: build training corpora; ``declip data pack ROOT --out URI``:
+pack one for streaming."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import logging
 
 from declip.data.build import DEBIAN_MUSIC, build_music, build_stems
+from declip.errors import ConfigError
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -17,7 +19,15 @@ def _split(text: str) -> tuple[float, float, float]:
 
 def run_data(args: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="declip data", description="Build training corpora.")
-    build = parser.add_subparsers(dest="action", required=True).add_parser("build", help="build a corpus")
+    actions = parser.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="build a corpus")
+    pack = actions.add_parser("pack", help="pack a corpus into chunks for streaming (declip.data.StreamingCorpus)")
+    pack.add_argument("root", help="a MUSDB-like tree (with train/) or a folder of audio files")
+    pack.add_argument("--out", required=True, help="folder or s3://bucket/prefix (endpoint, keys: AWS_* variables)")
+    pack.add_argument("--piece-seconds", type=float, default=4.0, help="length of the pieces an epoch visits once each")
+    pack.add_argument("--pieces-per-chunk", type=int, default=64, help="pieces in each chunk (the unit of download)")
+    pack.add_argument("--split", type=_split, default=(0.8, 0.1, 0.1), help="train,valid,test (folders)")
+    pack.add_argument("--seed", type=int, default=0)
     kinds = build.add_subparsers(dest="kind", required=True)
     music = kinds.add_parser("music", help="real music from Debian game-music packages (MUSDB-like, FLAC)")
     music.add_argument("--packages", nargs="+", default=list(DEBIAN_MUSIC), help="Debian packages to take music from")
@@ -32,6 +42,8 @@ def run_data(args: list[str]) -> int:
         sub.add_argument("--seed", type=int, default=0)
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if ns.action == "pack":
+        return _pack(ns)
     if ns.kind == "music":
         manifest = build_music(ns.out, ns.packages, ns.sample_rate, ns.split, ns.seed)
     else:
@@ -40,4 +52,18 @@ def run_data(args: list[str]) -> int:
     counts = {s: sum(t["split"] == s for t in manifest["tracks"]) for s in ("train", "valid", "test")}
     print(f"{ns.out}: {len(manifest['tracks'])} tracks, {hours:.2f} h (train {counts['train']}, "
           f"valid {counts['valid']}, test {counts['test']}); manifest in {ns.out}/manifest.json")  # fmt: skip
+    return 0
+
+
+def _pack(ns: argparse.Namespace) -> int:
+    try:
+        from declip.data.pack import pack_corpus
+    except ImportError as error:
+        raise ConfigError(f"declip data pack needs litdata ({error}): pip install 'declip[stream]'") from error
+
+    summary = pack_corpus(ns.root, ns.out, ns.piece_seconds, ns.pieces_per_chunk, ns.split, ns.seed)
+    counts = ", ".join(
+        f"{name} {len(s['tracks'])} tracks/{s['pieces']} pieces" for name, s in summary["splits"].items()
+    )
+    print(f"{ns.out}: packed ({counts}); train with class_path declip.data.StreamingCorpus, uri {ns.out}")
     return 0

@@ -5,6 +5,7 @@ from declip.data.audio_files import AudioSource, find_audio, probe
 from declip.data.clipping import ClipLevels
 from declip.data.corpus import Corpus, FolderCorpus, MusdbCorpus, Track
 from declip.data.segments import ClippedSegments
+from declip.data.stream import StreamingCorpus
 from declip.data.synthetic import SyntheticClipping, SyntheticDataModule
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Corpus",
     "FolderCorpus",
     "MusdbCorpus",
+    "StreamingCorpus",
     "SyntheticClipping",
     "SyntheticDataModule",
     "Track",

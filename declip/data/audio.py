@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from declip.config import config_of, instantiate
 from declip.data.clipping import ClipLevels
 from declip.data.corpus import Corpus, Track
 from declip.data.segments import ClippedSegments
+from declip.data.stream import StreamingCorpus
 from declip.errors import ConfigError
 from declip.metrics import DEFAULT_LEVELS
 
@@ -69,10 +70,16 @@ class AudioDataModule(L.LightningDataModule):
             if not self.tracks[name]:
                 raise ConfigError(f"the corpus has no usable {name} track; add audio or change the split")
 
-    def _dataset(self, split: str, items: int, fixed: bool) -> ClippedSegments:
+    def _dataset(self, split: str, items: int, fixed: bool) -> Dataset:
         hp = self.hparams
         if not self.tracks[split]:
             raise ConfigError(f"the corpus has no {split} track: give it a {split} split to {split} on")
+        if isinstance(self.corpus, StreamingCorpus):  # pieces streamed from object storage
+            return self.corpus.segments(
+                split, round(hp.segment_seconds * hp.sample_rate), hp.sample_rate, hp.channels,
+                self.eval_levels if fixed else self.train_levels, items, hp.seed, fixed,
+                (0.0, 0.0) if fixed else tuple(hp.gain_db_range), True if fixed else hp.clean_targets,
+            )  # fmt: skip
         return ClippedSegments(
             self.tracks[split], round(hp.segment_seconds * hp.sample_rate), hp.sample_rate, hp.channels,
             self.eval_levels if fixed else self.train_levels, items, hp.seed, fixed, stream=split,
@@ -81,8 +88,10 @@ class AudioDataModule(L.LightningDataModule):
             clean_targets=True if fixed else hp.clean_targets,
         )  # fmt: skip
 
-    def _loader(self, dataset: ClippedSegments, shuffle: bool, persistent: bool = True) -> DataLoader:
+    def _loader(self, dataset: Dataset, shuffle: bool, persistent: bool = True) -> DataLoader:
         hp = self.hparams
+        if isinstance(self.corpus, StreamingCorpus):  # the stream shuffles and shards itself
+            return self.corpus.loader(dataset, hp.batch_size, hp.num_workers)
         return DataLoader(
             dataset, batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
             persistent_workers=persistent and hp.num_workers > 0,

@@ -1,0 +1,96 @@
+"""A real ``declip app`` on a free loopback port and a headless Debian chromium driven by selenium."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import music
+
+STARTUP_SECONDS = 180  # importing gradio and torch on a busy 2-core machine takes a while
+
+
+def clipped_recording(path: Path, seconds: float = 3.0, rate: int = 44100, level: float = 0.4, seed: int = 7) -> Path:
+    """A few seconds of stereo tones clipped at ``level`` (16-bit, the format from the suffix)."""
+    x = music(seconds, rate, 2, seed)
+    x = 0.9 * x / np.abs(x).max()
+    sf.write(path, np.clip(x, -level, level), rate, subtype="PCM_16")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """``declip app`` in a subprocess; yields its URL and port."""
+    root = tmp_path_factory.mktemp("app")
+    port = _free_port()
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(root / "gradio"), GRADIO_ANALYTICS_ENABLED="False", TMPDIR=str(root))
+    log = open(root / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "declip", "app", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    try:
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"declip app exited with {server.returncode}: {(root / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log_text = (root / "server.log").read_text()
+                raise RuntimeError(f"declip app did not answer in {STARTUP_SECONDS} s: {log_text}")
+            time.sleep(1)
+        yield {"url": url, "port": port, "log": root / "server.log"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless chromium with a fresh profile; downloads land in ``browser.download_dir``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    root = tmp_path_factory.mktemp("browser")
+    downloads = root / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={root / 'profile'}", "--window-size=1280,2000",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.download_dir = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()

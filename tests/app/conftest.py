@@ -1,6 +1,7 @@
 """A real ``declip app`` on a free loopback port and a headless Debian chromium driven by selenium."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def browser(tmp_path_factory):
     downloads = root / "downloads"
     downloads.mkdir()
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, as .ci/run installs it
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -88,7 +89,7 @@ def browser(tmp_path_factory):
     options.add_experimental_option(
         "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
     )
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
     driver.download_dir = downloads
     try:
         yield driver

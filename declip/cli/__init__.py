@@ -16,6 +16,7 @@ commands:
   predict    run a checkpoint on the predict set
   data       build training corpora: declip data build music|stems --out DIR
   restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF] [--adapt N]
+  analyze    how each recording is clipped: declip analyze FILE... [--json] [--plot OUT.png]
   adapt      fine-tune a model on clipped recordings alone: declip adapt INPUT... -o OUTMODEL
   zoo        released models: declip zoo list|download|export|push
   bench      benchmarks: declip bench sqam --data DIR --model REF [--method aspade]
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             from declip.cli.restore import run_restore
 
             return run_restore(args[1:])
+        elif command == "analyze":
+            from declip.cli.analyze import run_analyze
+
+            return run_analyze(args[1:])
         elif command == "adapt":
             from declip.cli.adapt import run_adapt
 
@@ -106,6 +111,10 @@ def _explain(error: BaseException) -> str | None:
     text = str(error)
     if type(error).__name__ != "ArgumentError" and "Does not validate" not in text:
         return None
+    from declip.cli.config_errors import explain_parser_error
+
+    if (line := explain_parser_error(text)) is not None:
+        return line
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if line.startswith("- Problem with given class_path"):

@@ -18,6 +18,7 @@ from torch import Tensor
 from declip.errors import ConfigError
 from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
+from declip.inference.measurement import measure
 from declip.inference.methods import RestoreMethod
 from declip.inference.precision import resolve
 from declip.inference.prefetch import ordered_map, prefetched
@@ -105,6 +106,8 @@ class RestoreReport:
     clipped_fraction: float
     peak_in: float
     peak_out: float
+    kind: str = "hard"  # see declip.inference.detect_coded.KINDS; "given" for a level given by hand
+    confidence: float = 1.0
 
 
 def _estimate(
@@ -158,16 +161,20 @@ def restore_array(
         raise ConfigError("the audio holds no samples")
     _check_finite(audio)
     physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
+    measurement = measure(physics, detected, audio.shape[0], lambda: [audio])  # no plateaus: a codec's smear?
+    physics, detected = measurement.physics, measurement.clipped
     clipped = bool(physics.masks(audio).clipped.any()) if detected is None else detected
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
+    kind = (measurement.kind, measurement.confidence)
     if not clipped:
-        report = RestoreReport(False, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(), 0.0, peak_in, peak_in)
-        return audio.clone(), report
-    estimate = _estimate(audio, sample_rate, model, physics, chunk_seconds, batch_size, progress)
+        levels = physics.high[:, 0].tolist(), physics.low[:, 0].tolist()
+        return audio.clone(), RestoreReport(False, *levels, 0.0, peak_in, peak_in, *kind)
+    y = measurement.input_for_network(audio)
+    estimate = _estimate(y, sample_rate, model, physics, chunk_seconds, batch_size, progress)
     restored = physics.project(estimate, audio)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
-        float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()),
+        float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()), *kind,
     )  # fmt: skip
     return restored, report
 
@@ -310,6 +317,8 @@ def restore_file(
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             physics, detected = _physics_for(threshold, channels, lambda: prefetched(blocks()))
+            measurement = measure(physics, detected, channels, lambda: prefetched(blocks()))
+            physics, detected = measurement.physics, measurement.clipped
         except (sf.LibsndfileError, RuntimeError) as error:
             raise ConfigError(f"unreadable audio ({error})") from error
         if source_path["path"] != file:  # a decoder's frame count can be an estimate (MP3)
@@ -329,7 +338,9 @@ def restore_file(
             restored = y
             if count and detected is not False:
                 span = (start - first, stop - first)
-                estimate = _estimate(window, rate, model, physics, chunk_seconds, batch_size, span=span)
+                estimate = _estimate(
+                    measurement.input_for_network(window), rate, model, physics, chunk_seconds, batch_size, span=span
+                )
                 restored = physics.project(estimate[:, start - first : stop - first], y, masks)
             out.write_at(start, _to_host(restored))
             return count, float(y.abs().max()), float(restored.abs().max())
@@ -347,6 +358,7 @@ def restore_file(
                 if progress is not None:
                     progress(number + 1, len(starts))
         note = "" if clipped_count else "nothing clipped: copied unchanged; "
+        note = "not restored (saturation): copied unchanged; " if measurement.kind == "soft" else note
         if subtype == "FLOAT":
             os.replace(scratch, target)
         else:
@@ -372,7 +384,8 @@ def restore_file(
     physics = physics.to("cpu")
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
     share = 100 * clipped_count / (frames * channels)
-    return f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
+    account = f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
+    return f"{measurement.describe()}; {account}"
 
 
 def restore(

@@ -1,0 +1,145 @@
+"""What a recording's clipping looks like, per channel: the numbers behind ``declip analyze``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch import Tensor
+
+from declip.errors import ConfigError
+from declip.inference.detect import detect_clip_level
+from declip.inference.detect_coded import DESCRIPTIONS
+from declip.inference.measurement import Measurement, measure
+from declip.physics import Clipping
+
+
+@dataclass(frozen=True)
+class ChannelAnalysis:
+    """One channel: its kind and confidence, clip levels (``high`` > 0 > ``low``; for an unclipped
+    polarity, just past its peak), the share of samples counted clipped and the longest run of them."""
+
+    channel: int
+    kind: str
+    description: str
+    confidence: float
+    high: float
+    low: float
+    clipped_share: float
+    longest_run: int
+
+
+@dataclass(frozen=True)
+class FileAnalysis:
+    path: str
+    sample_rate: int
+    frames: int
+    channels: list[ChannelAnalysis]
+    worst_second: float  # start (s) of the second with the most clipped samples
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path}: {self.frames / self.sample_rate:.1f} s at {self.sample_rate} Hz"]
+        for c in self.channels:
+            out.append(
+                f"  channel {c.channel}: {c.kind} ({c.description}), confidence {c.confidence:.2f}, "
+                f"levels +{c.high:.4f}/{c.low:.4f}, {100 * c.clipped_share:.2f} % clipped, "
+                f"longest run {c.longest_run} samples"
+            )
+        return out
+
+
+def read_audio(path: str | Path) -> tuple[Tensor, int]:
+    """``(channels, frames)`` float32 samples and the rate; one-line ``ConfigError`` on bad input."""
+    try:
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise ConfigError(f"unreadable audio ({error})") from error
+    if data.shape[0] == 0:
+        raise ConfigError("the file holds no samples")
+    audio = torch.from_numpy(data.T.copy())
+    if not torch.isfinite(audio).all():
+        raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
+    return audio, rate
+
+
+def measure_array(audio: Tensor, sensitivity: float = 1.0) -> Measurement:
+    """The measurement ``declip restore`` would use for ``audio`` ``(channels, frames)``, without a level given."""
+    level = detect_clip_level(audio)
+    physics = Clipping(level.high, level.low)
+    found = measure(physics, level.any, audio.shape[0], lambda: [audio], sensitivity)
+    if not level.any:
+        return found
+    kinds = tuple("hard" if h or lo else "none" for h, lo in zip(level.clipped_high, level.clipped_low))
+    return Measurement(physics, True, kinds, (1.0,) * len(kinds))
+
+
+def _longest_run(mask: Tensor) -> int:
+    """Longest run of ``True`` in a 1-D mask."""
+    padded = np.concatenate([[0], mask.numpy().astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+
+
+def analyze_array(audio: Tensor, sample_rate: int, path: str = "", sensitivity: float = 1.0) -> FileAnalysis:
+    """Per-channel clipping of ``audio`` ``(channels, frames)``."""
+    measurement = measure_array(audio, sensitivity)
+    clipped = measurement.physics.masks(audio).clipped
+    if measurement.clipped is False:
+        clipped = torch.zeros_like(clipped)
+    channels = [
+        ChannelAnalysis(
+            c,
+            kind,
+            DESCRIPTIONS[kind],
+            round(float(confidence), 3),
+            float(measurement.physics.high[c, 0]),
+            float(measurement.physics.low[c, 0]),
+            float(clipped[c].float().mean()),
+            _longest_run(clipped[c]),
+        )  # fmt: skip
+        for c, (kind, confidence) in enumerate(zip(measurement.kinds, measurement.confidences))
+    ]
+    per_second = clipped.any(0).float()
+    length = per_second.shape[0] // sample_rate * sample_rate
+    if length:
+        counts = per_second[:length].reshape(-1, sample_rate).sum(1)
+        worst = float(counts.argmax()) if counts.max() > 0 else 0.0
+    else:
+        worst = 0.0
+    return FileAnalysis(path, sample_rate, audio.shape[1], channels, worst)
+
+
+def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalysis, Tensor]:
+    """The analysis of an audio file and its samples ``(channels, frames)``."""
+    audio, rate = read_audio(path)
+    return analyze_array(audio, rate, str(path), sensitivity), audio
+
+
+def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measurement) -> Tensor:
+    """``audio`` ``(channels, frames)`` restored under ``measurement``; reliable samples kept bit-exact."""
+    from declip.inference.restore import _estimate, default_windows
+
+    if measurement.clipped is False:
+        return audio.clone()
+    chunk_seconds, batch_size = default_windows("cpu")
+    physics = measurement.physics
+    estimate = _estimate(measurement.input_for_network(audio), sample_rate, model, physics, chunk_seconds, batch_size)
+    return physics.project(estimate, audio)
+
+
+def restore_excerpt(
+    audio: Tensor, sample_rate: int, model, measurement: Measurement, start: float, seconds: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """``(clipped, restored)`` ``(channels, frames)`` of ``seconds`` from ``start`` (s), restored under
+    the whole file's ``measurement`` with a second of context on each side."""
+    first, stop = int(start * sample_rate), int((start + seconds) * sample_rate)
+    lo, hi = max(first - sample_rate, 0), min(stop + sample_rate, audio.shape[1])
+    window = audio[:, lo:hi]
+    restored = restore_measured(window, sample_rate, model, measurement)
+    return window[:, first - lo : stop - lo], restored[:, first - lo : stop - lo]

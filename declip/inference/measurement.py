@@ -1,0 +1,86 @@
+"""Which measurement model to restore under: exact plateaus, a coded level with a tolerance band, or none.
+
+Clip, then code: a codec leaves the clipped samples scattered around the level θ, some above and
+some below it, so consistency cannot pin them to y. The model used here is a tolerance band:
+every sample at or beyond the band's edge ``(1 - δ) θ`` (the lower edge of the pile-up, δ within
+1-10 %) counts as clipped, the network sees the input clipped at that edge (as a hard-clipped
+recording, the kind it was trained on), and the restoration is only asked to end at or beyond the
+edge there. Samples inside the edge are kept bit-exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from declip.inference.detect_coded import DESCRIPTIONS, KINDS, CodedClipLevel, estimate_clip_level_blocks
+from declip.physics import Clipping
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The clipping operator to restore under, whether anything is to be restored, per-channel
+    kinds and confidences, and whether the network must see the input clipped at the operator's
+    levels first (``clamp``: a tolerance band after coding)."""
+
+    physics: Clipping
+    clipped: bool | None  # None: a level given by hand (the masks decide)
+    kinds: tuple[str, ...]
+    confidences: tuple[float, ...]
+    clamp: bool = False
+    coded: CodedClipLevel | None = None
+
+    @property
+    def kind(self) -> str:
+        """The strongest kind over the channels (hard before hard-coded before soft before none)."""
+        return next(k for k in (*KINDS, "given") if k in self.kinds)
+
+    @property
+    def confidence(self) -> float:
+        found = [c for k, c in zip(self.kinds, self.confidences) if k == self.kind]
+        return min(found) if self.kind == "none" else max(found)
+
+    def describe(self) -> str:
+        """``hard-clipped, then lossy-coded or filtered (confidence 0.84)``, for one-line reports."""
+        if self.kind == "given":
+            return "clip level given by hand"
+        return f"{DESCRIPTIONS[self.kind]} (confidence {self.confidence:.2f})"
+
+    def input_for_network(self, y: Tensor) -> Tensor:
+        """``y`` as the network should see it: clipped at the band's edge under the coded model."""
+        return self.physics(y) if self.clamp else y
+
+
+def plateau_measurement(physics: Clipping, detected: bool | None, channels: int) -> Measurement:
+    """The measurement of exact plateau detection (``detected``) or of a level given by hand (``None``)."""
+    if detected is None:
+        return Measurement(physics, None, ("given",) * channels, (1.0,) * channels)
+    kinds = ("hard" if detected else "none",) * channels
+    return Measurement(physics, detected, kinds, (1.0,) * channels)
+
+
+def coded_measurement(blocks: Iterable[Tensor], channels: int, sensitivity: float = 1.0) -> Measurement:
+    """The measurement of a recording without plateaus, from its amplitude distribution (one pass
+    over ``blocks``): a tolerance band where a polarity is hard-clipped then coded; else nothing
+    to restore (soft saturation is reported, not restored)."""
+    level = estimate_clip_level_blocks(blocks, channels, sensitivity)
+    high, low = level.thresholds()
+    kinds = tuple(level.kind(c) for c in range(channels))
+    confidences = tuple(level.confidence(c) for c in range(channels))
+    return Measurement(Clipping(high, low), level.any_hard, kinds, confidences, clamp=level.any_hard, coded=level)
+
+
+def measure(
+    physics: Clipping,
+    detected: bool | None,
+    channels: int,
+    blocks: Callable[[], Iterable[Tensor]],
+    sensitivity: float = 1.0,
+) -> Measurement:
+    """Plateau detection's result when it found clipping (or a level was given), else the coded
+    estimate from ``blocks()`` (read once more). Uncoded hard clipping is left exactly as before."""
+    if detected is not False:
+        return plateau_measurement(physics, detected, channels)
+    return coded_measurement(blocks(), channels, sensitivity)

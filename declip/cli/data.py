@@ -56,6 +56,8 @@ def run_data(args: list[str]) -> int:
 
 
 def _pack(ns: argparse.Namespace) -> int:
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "litdata"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         from declip.data.pack import pack_corpus
     except ImportError as error:

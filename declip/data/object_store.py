@@ -45,7 +45,7 @@ class Location:
             raise ConfigError(f"{uri}: reading object storage needs boto3: pip install 'declip[stream]'") from error
 
         config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"})
-        self.client = boto3.client("s3", config=config)
+        self.client = boto3.session.Session().client("s3", config=config)  # the environment as it is now
         self.endpoint = self.client.meta.endpoint_url
 
     def url(self, name: str) -> str:

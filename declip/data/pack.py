@@ -118,6 +118,7 @@ def _pack_split(dest, split, plan, by_name, fingerprint, pieces_per_chunk, advan
     if state is None or state.get("fingerprint") != fingerprint:
         state = {"fingerprint": fingerprint, "groups_done": 0, "chunks": [], "config": None, "silent": 0, "failed": []}
     groups = [plan[i : i + pieces_per_chunk] for i in range(0, len(plan), pieces_per_chunk)]
+    numbers = {name: n for n, name in enumerate(dict.fromkeys(name for name, _, _ in plan))}
     advance(sum(len(g) for g in groups[: state["groups_done"]]))
     audio: tuple[str, np.ndarray | None] = ("", None)
     with tempfile.TemporaryDirectory(prefix="declip-pack-") as stage:
@@ -133,7 +134,8 @@ def _pack_split(dest, split, plan, by_name, fingerprint, pieces_per_chunk, advan
                         state["silent"] += 1
                     else:
                         flac, scale = encode_piece(x, _rate(by_name[name]))
-                        item = {"track": name, "start": start, "rate": _rate(by_name[name]), "scale": scale}
+                        # the track by its number in the split: litdata would read a name like a.wav as a file
+                        item = {"track": numbers[name], "start": start, "rate": _rate(by_name[name]), "scale": scale}
                         writer.add_item(items, {**item, "flac": flac})
                         items += 1
                 advance(1)

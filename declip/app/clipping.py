@@ -1,4 +1,7 @@
-"""The detection result the page shows: clip level, share of clipped samples and kind, per channel."""
+"""The detection result the page shows: clip level, share of clipped samples and kind, per channel.
+
+Found as ``declip restore`` finds it: plateau detection (:mod:`declip.inference.detect`), else the
+coded-level estimate (:func:`declip.inference.measurement.measure`), or the level given by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import torch
 
 from declip.errors import ConfigError
 from declip.inference.detect import detect_clip_level_blocks
+from declip.inference.detect_coded import DESCRIPTIONS
+from declip.inference.measurement import measure
 from declip.inference.reading import read_blocks
 from declip.physics import Clipping
 
@@ -20,43 +25,53 @@ SYMMETRIC = 0.01  # levels whose magnitudes differ by less than this share count
 
 @dataclass(frozen=True)
 class ClippingSummary:
-    """Per channel: the positive and negative levels, the share of samples at or beyond them and the kind
-    (``symmetric``, ``asymmetric``, ``positive peaks only``, ``negative peaks only``, ``not clipped``)."""
+    """Per channel: the positive and negative levels, the share of samples at or beyond them (the
+    samples the restoration changes), which polarities are clipped, and the kind with its confidence."""
 
     high: list[float]
     low: list[float]
     share: list[float]
-    kind: list[str]
+    kind: list[str]  # declip.inference.detect_coded.KINDS, or "given"
+    confidence: list[float]
     clipped_high: list[bool]
     clipped_low: list[bool]
-    given: bool  # the level was given, not detected
+
+    @property
+    def given(self) -> bool:
+        return "given" in self.kind
 
     @property
     def clipped(self) -> bool:
         return any(share > 0 for share in self.share)
 
+    def describe(self, channel: int) -> str:
+        """``hard-clipped, symmetric (confidence 1.00)`` for one channel."""
+        high, low = self.high[channel], self.low[channel]
+        positive, negative = self.clipped_high[channel], self.clipped_low[channel]
+        if positive and negative:
+            sides = "symmetric" if abs(high + low) <= SYMMETRIC * max(high, -low) else "asymmetric"
+        else:
+            sides = "positive peaks only" if positive else "negative peaks only" if negative else ""
+        kind = self.kind[channel]
+        if kind == "given":
+            return "level given by hand" + (f", {sides}" if sides else ", nothing at or beyond it")
+        if not sides and kind in ("hard", "hard-coded"):  # another channel is clipped, not this one
+            return DESCRIPTIONS["none"]
+        text = DESCRIPTIONS[kind] + (f", {sides}" if sides else "")
+        return f"{text} (confidence {self.confidence[channel]:.2f})"
+
     def markdown(self) -> str:
         source = "given" if self.given else "detected"
         rows = [f"| channel | level ({source}) | clipped | kind |", "|---|---|---|---|"]
-        for channel, (high, low, share, kind) in enumerate(zip(self.high, self.low, self.share, self.kind)):
+        for channel, (high, low, share) in enumerate(zip(self.high, self.low, self.share)):
             positive = f"+{high:.4f}" if self.clipped_high[channel] else "–"
             negative = f"{low:.4f}" if self.clipped_low[channel] else "–"
-            rows.append(f"| {channel + 1} | {positive} / {negative} | {100 * share:.2f} % | {kind} |")
+            rows.append(f"| {channel + 1} | {positive} / {negative} | {100 * share:.2f} % | {self.describe(channel)} |")
         return "\n".join(rows)
 
 
-def _kind(high: float, low: float, clipped_high: bool, clipped_low: bool) -> str:
-    if clipped_high and clipped_low:
-        return "symmetric" if abs(high + low) <= SYMMETRIC * max(high, -low) else "asymmetric"
-    if clipped_high:
-        return "positive peaks only"
-    if clipped_low:
-        return "negative peaks only"
-    return "not clipped"
-
-
 def summarise_clipping(path: str | Path, threshold: float | None = None) -> ClippingSummary:
-    """Detect the clip level of the audio file ``path`` as ``declip restore`` does (or take ``threshold``,
+    """Find the clip level of the audio file ``path`` as ``declip restore`` does (or take ``threshold``,
     symmetric) and count the samples it marks clipped. Raises ``ConfigError`` on unreadable audio."""
 
     def blocks():
@@ -67,32 +82,33 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         channels = sf.info(path).channels
         if threshold is None:
             level = detect_clip_level_blocks(blocks)
-            physics = Clipping(level.high, level.low)
+            physics, detected = Clipping(level.high, level.low), level.any
         else:
             if threshold <= 0:
                 raise ConfigError(f"clip level must be positive; got {threshold}")
-            physics = Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5)))
-        counts = {"high": torch.zeros(channels), "low": torch.zeros(channels)}
+            physics, detected = Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
+        measurement = measure(physics, detected, channels, blocks)
+        physics = measurement.physics
+        counts = {"high": torch.zeros(channels, dtype=torch.long), "low": torch.zeros(channels, dtype=torch.long)}
         frames = 0
         for block in blocks():
-            masks = physics.masks(block)
-            counts["high"] += masks.high.sum(-1)
-            counts["low"] += masks.low.sum(-1)
+            if measurement.clipped is not False:  # else nothing is restored: the restoration copies the input
+                masks = physics.masks(block)
+                counts["high"] += masks.high.sum(-1)
+                counts["low"] += masks.low.sum(-1)
             frames += block.shape[-1]
     except (sf.LibsndfileError, RuntimeError) as error:
         raise ConfigError(f"unreadable audio ({error})") from error
-    except ValueError as error:  # no samples
+    except ValueError as error:  # detection found no samples
         raise ConfigError("the file holds no samples") from error
     if frames == 0:
         raise ConfigError("the file holds no samples")
-    high, low = physics.high[:, 0].tolist(), physics.low[:, 0].tolist()
-    clipped_high, clipped_low = (counts["high"] > 0).tolist(), (counts["low"] > 0).tolist()
     return ClippingSummary(
-        high=high,
-        low=low,
-        share=((counts["high"] + counts["low"]) / frames).tolist(),
-        kind=[_kind(*values) for values in zip(high, low, clipped_high, clipped_low)],
-        clipped_high=clipped_high,
-        clipped_low=clipped_low,
-        given=threshold is not None,
+        high=physics.high[:, 0].tolist(),
+        low=physics.low[:, 0].tolist(),
+        share=[count / frames for count in (counts["high"] + counts["low"]).tolist()],
+        kind=list(measurement.kinds),
+        confidence=[float(c) for c in measurement.confidences],
+        clipped_high=(counts["high"] > 0).tolist(),
+        clipped_low=(counts["low"] > 0).tolist(),
     )

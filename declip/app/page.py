@@ -128,7 +128,9 @@ def build_page(models: list[str] | None = None, workdir: str | Path | None = Non
             concurrency_limit=1, concurrency_id="restore",
         )  # fmt: skip
         for slider in (start, seconds):
-            slider.release(show_region, [state, start, seconds], [spectrogram, before, after])
+            slider.release(  # always_last: a release while one is drawn is drawn after it, not dropped
+                show_region, [state, start, seconds], [spectrogram, before, after], trigger_mode="always_last"
+            )
     page.queue(default_concurrency_limit=1)
     page.declip_workdir = Path(workdir)  # for launch(): restored files are served from there
     return page

@@ -18,11 +18,13 @@ from tests.conftest import music
 STARTUP_SECONDS = 180  # importing gradio and torch on a busy 2-core machine takes a while
 
 
-def clipped_recording(path: Path, seconds: float = 3.0, rate: int = 44100, level: float = 0.4, seed: int = 7) -> Path:
-    """A few seconds of stereo tones clipped at ``level`` (16-bit, the format from the suffix)."""
+def clipped_recording(
+    path: Path, seconds: float = 3.0, rate: int = 44100, level: float = 0.4, seed: int = 7, subtype: str = "PCM_16"
+) -> Path:
+    """A few seconds of stereo tones clipped at ``level`` (the format from the suffix)."""
     x = music(seconds, rate, 2, seed)
     x = 0.9 * x / np.abs(x).max()
-    sf.write(path, np.clip(x, -level, level), rate, subtype="PCM_16")
+    sf.write(path, np.clip(x, -level, level), rate, subtype=subtype)
     return path
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -93,11 +94,17 @@ def test_restore_compare_download_and_recover_from_a_corrupt_file(page, tmp_path
     song = clipped_recording(tmp_path / "song.flac")
     _upload(page, song)
     status = _restore(page, "auto", "restored")
-    assert "song.flac" in status and "symmetric" in status and "+0.4000 / -0.4000" in status
+    assert "song.flac" in status and "hard-clipped, symmetric" in status and "+0.4000 / -0.4000" in status
     _players_loaded(page)
     first_image = _spectrogram_src(page)
     assert first_image.endswith(".png")
     assert _download(page, "song-restored.wav") == _cli_restore(song, tmp_path / "cli.wav")
+
+    start = page.find_element(By.CSS_SELECTOR, "#region-start input[type=number]")
+    start.clear()
+    start.send_keys("1.5", Keys.TAB)  # another region: its spectrograms replace the first ones
+    WebDriverWait(page, 60).until(lambda d: "region-1.500-5.000" in _spectrogram_src(d))
+    assert _spectrogram_src(page) != first_image
 
     corrupt = tmp_path / "broken.wav"
     corrupt.write_bytes(b"RIFF\x10\x00\x00\x00WAVEgarbage, not audio")
@@ -110,11 +117,11 @@ def test_restore_compare_download_and_recover_from_a_corrupt_file(page, tmp_path
 
     other = clipped_recording(tmp_path / "other.wav", level=0.3, seed=11)
     _upload(page, other)
-    status = _restore(page, "0.3", "restored")
-    assert "other.wav" in status and "level (given)" in status
+    status = _restore(page, "0.299", "restored")  # below 0.3: 16-bit samples round to either side of it
+    assert "other.wav" in status and "level (given)" in status and "+0.2990 / -0.2990" in status
     _players_loaded(page)
     _spectrogram_src(page)
-    assert _download(page, "other-restored.wav") == _cli_restore(other, tmp_path / "cli2.wav", "--threshold", "0.3")
+    assert _download(page, "other-restored.wav") == _cli_restore(other, tmp_path / "cli2.wav", "--threshold", "0.299")
 
 
 def test_a_bad_clip_level_and_a_missing_model_are_one_line_each(page, tmp_path):

@@ -1,0 +1,107 @@
+"""The page's library half, without a browser: detection summary, clip level field, restorer."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from declip.app.clipping import summarise_clipping
+from declip.app.restoring import Restorer, parse_level
+from declip.cli import main
+from declip.errors import ConfigError
+from declip.inference.restore import restore_file
+from tests.app.conftest import clipped_recording
+from tests.conftest import music
+
+
+def _write(path, x, rate=16000):
+    sf.write(path, x, rate, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize(
+    "high, low, kind",
+    [(0.4, -0.4, "hard-clipped, symmetric (confidence 1.00)"), (0.5, -0.3, "hard-clipped, asymmetric"),
+     (0.4, -2.0, "hard-clipped, positive peaks only"), (2.0, -0.4, "hard-clipped, negative peaks only")],
+)  # fmt: skip
+def test_summary_names_the_kind_and_counts_the_clipped_share(tmp_path, high, low, kind):
+    x = music(1.0, 16000, 1, 3)
+    x = 0.9 * x / np.abs(x).max()
+    summary = summarise_clipping(_write(tmp_path / "y.wav", np.clip(x, low, high)))
+    assert summary.kind == ["hard"] and kind in summary.markdown() and not summary.given
+    expected = np.mean((x >= high) | (x <= low))
+    # samples within the detection's tolerance (1e-5 relative) of the level count as clipped, as in declip restore
+    assert summary.share[0] == pytest.approx(expected, abs=2 / 16000) and summary.clipped
+    if high < 1:
+        assert summary.high[0] == pytest.approx(high, rel=1e-5) and f"+{high:.4f}" in summary.markdown()
+
+
+def test_summary_of_an_unclipped_file_and_channel(tmp_path):
+    x = music(1.0, 16000, 2, 3)
+    x = 0.9 * x / np.abs(x).max()
+    x[:, 1] = np.clip(x[:, 1], -0.4, 0.4)  # the second channel only
+    summary = summarise_clipping(_write(tmp_path / "one.wav", x))
+    assert summary.share[0] == 0 and summary.share[1] > 0
+    assert "| 1 | – / – | 0.00 % | nothing clipped |" in summary.markdown()
+    quiet = summarise_clipping(_write(tmp_path / "quiet.wav", x[:, :1]))
+    assert not quiet.clipped and quiet.kind[0] in ("none", "soft")
+
+
+def test_summary_at_a_given_level_and_per_channel(tmp_path):
+    path = clipped_recording(tmp_path / "y.wav", seconds=1.0, rate=16000, level=0.3, subtype="FLOAT")
+    summary = summarise_clipping(path, threshold=0.3)
+    assert summary.given and len(summary.share) == 2 and all(s > 0 for s in summary.share)
+    assert "level (given)" in summary.markdown() and "level given by hand, symmetric" in summary.markdown()
+    above = summarise_clipping(path, threshold=0.5)
+    assert not above.clipped and "level given by hand, nothing at or beyond it" in above.markdown()
+
+
+def test_summary_refuses_unreadable_and_empty_files(tmp_path):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF garbage")
+    with pytest.raises(ConfigError, match="unreadable audio"):
+        summarise_clipping(tmp_path / "bad.wav")
+    with pytest.raises(ConfigError, match="no samples"):
+        summarise_clipping(_write(tmp_path / "empty.wav", np.zeros((0, 1))))
+
+
+@pytest.mark.parametrize("text, value", [("auto", None), ("", None), (None, None), (" AUTO ", None), ("0.25", 0.25)])
+def test_the_clip_level_field(text, value):
+    assert parse_level(text) == value
+
+
+@pytest.mark.parametrize(
+    "text, message", [("loud", "neither 'auto' nor a number"), ("-1", "positive"), ("0", "positive")]
+)
+def test_a_bad_clip_level_is_one_line(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_level(text)
+
+
+def test_restorer_writes_what_declip_restore_writes_and_reports_progress(tmp_path):
+    source = clipped_recording(tmp_path / "song.flac", seconds=2.0)
+    restorer = Restorer(tmp_path / "work")
+    calls = []
+    result = restorer.restore(source, "unet-music-reclip", "auto", progress=lambda *a: calls.append(a))
+    assert result.output.name == "song-restored.wav" and result.output.parent.parent == tmp_path / "work"
+    assert calls and calls[-1][0] == calls[-1][1]
+    assert result.seconds == pytest.approx(2.0) and result.sample_rate == 44100 and result.clipping.clipped
+    assert main(["restore", str(source), "-o", str(tmp_path / "cli.wav")]) == 0
+    assert result.output.read_bytes() == (tmp_path / "cli.wav").read_bytes()
+    again = restorer.restore(source, "unet-music-reclip", "0.4")
+    assert again.output != result.output  # each restoration gets its own folder; nothing is overwritten
+    assert restorer.model("unet-music-reclip") is restorer.model(" unet-music-reclip ")  # loaded once
+    expected = restore_file(source, tmp_path / "given.wav", restorer.model("unet-music-reclip"), threshold=0.4)
+    assert again.account == expected and again.output.read_bytes() == (tmp_path / "given.wav").read_bytes()
+
+
+def test_restorer_names_a_bad_model(tmp_path):
+    restorer = Restorer(tmp_path)
+    with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):
+        restorer.model("no-such-model")
+    with pytest.raises(ConfigError, match="no model chosen"):
+        restorer.model("  ")
+
+
+def test_declip_app_refuses_a_bad_port(capsys):
+    with pytest.raises(SystemExit):
+        main(["app", "--port", "70000"])
+    assert "--port must be between 1 and 65535" in capsys.readouterr().err

@@ -69,7 +69,8 @@ def main() -> None:
     del iterator
 
     module = DeclipModule(**config["model"])
-    optimizer = module.configure_optimizers()
+    # Adam as configure_optimizers builds it; its cosine schedule needs a Trainer and costs nothing per step
+    optimizer = torch.optim.Adam(module.parameters(), lr=module.hparams.lr)
     physics = Clipping(batch["high"], batch["low"])
     for step in range(args.steps + 2):
         if step == 2:

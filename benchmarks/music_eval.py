@@ -6,7 +6,8 @@
 
 Each ``--run`` is ``NAME=CONFIG:MODEL``; MODEL is a ``.ckpt`` or anything ``declip restore --model``
 takes (a zoo name such as ``unet-music-reclip``, a model folder). The test set comes from the config's data section
-(``test_items`` fixed segments of the test split, each clipped at 1, 3, 5, 7, 10, 15, 20 dB).
+(``test_items`` fixed segments of the test split, each clipped at 1, 3, 5, 7, 10, 15, 20 dB;
+``--test-items N`` overrides the count).
 Prints a markdown table of mean ΔSDR per input SDR and the training step of each checkpoint.
 """
 
@@ -37,9 +38,11 @@ def load(model: str) -> tuple[DeclipModule, int | None]:
     return DeclipModule.from_model(loaded.model, [], loaded.sample_rate), step
 
 
-def score(config: Path, model: str, root: str) -> dict[str, float]:
+def score(config: Path, model: str, root: str, test_items: int | None = None) -> dict[str, float]:
     data_config = yaml.safe_load(config.read_text())["data"]
     data_config["init_args"]["corpus"]["init_args"]["root"] = root
+    if test_items is not None:
+        data_config["init_args"]["test_items"] = test_items
     data = instantiate(data_config)
     module, step = load(model)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
@@ -53,13 +56,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data/music")
     parser.add_argument("--run", action="append", required=True, help="NAME=CONFIG:MODEL")
+    parser.add_argument("--test-items", type=int, default=None, help="test segments (default: the config's)")
     parser.add_argument("--json", type=Path, help="write {name: {input SDR: mean ΔSDR, mean: ...}} here")
     args = parser.parse_args()
     rows, results = [], {}
     for run in args.run:
         name, _, rest = run.partition("=")
         config, _, model = rest.partition(":")
-        r = score(Path(config), model, args.root)
+        r = score(Path(config), model, args.root, args.test_items)
         cells = " | ".join(f"{r[f'delta_sdr@{v}dB']:.2f}" for v in LEVELS)
         rows.append(f"| {name} | {r['step']} | {cells} | {r['delta_sdr']:.2f} |")
         results[name] = {str(v): round(r[f"delta_sdr@{v}dB"], 2) for v in LEVELS} | {"mean": round(r["delta_sdr"], 2)}

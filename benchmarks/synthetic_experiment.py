@@ -3,8 +3,8 @@
     python benchmarks/synthetic_experiment.py --runs /tmp/declip-runs/synthetic --steps 3000
 
 Trains each regime with ``declip fit`` (skipped when a finished run is already there, so the script
-resumes), then scores every checkpoint on the same fixed test set (2100 signals, 300 per input SDR)
-and prints a markdown table of mean ΔSDR per input SDR.
+resumes), then scores every checkpoint on the same fixed test set (2100 signals, 300 per input SDR;
+``--test-size`` changes the count) and prints a markdown table of mean ΔSDR per input SDR.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: 
     return max(run_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
 
 
-def score(checkpoint: Path, config: str) -> dict[str, float]:
+def score(checkpoint: Path, config: str, test_size: int | None = None) -> dict[str, float]:
     data_args = yaml.safe_load((ROOT / config).read_text())["data"]["init_args"]
-    data = SyntheticDataModule(**{**data_args, "batch_size": 300})
+    data_args = {**data_args, "batch_size": 300} | ({"test_size": test_size} if test_size else {})
+    data = SyntheticDataModule(**data_args)
     module = DeclipModule.load_from_checkpoint(checkpoint, map_location="cpu")
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (metrics,) = trainer.test(module, datamodule=data, verbose=False)
@@ -89,12 +90,13 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("/tmp/declip-runs/synthetic"))
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
+    parser.add_argument("--test-size", type=int, default=None, help="test signals (default: the data module's)")
     args, extra = parser.parse_known_args()
     results = {}
     for name in args.regimes:
         config, ei_args = REGIMES[name]
         checkpoint = train(name, config, ei_args, args.runs, args.steps, extra)
-        results[name] = score(checkpoint, config)
+        results[name] = score(checkpoint, config, args.test_size)
     levels = [1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0]
     print("Mean ΔSDR (dB) on the synthetic test set, per input SDR:\n")
     print(table(results, levels))

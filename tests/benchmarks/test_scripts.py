@@ -1,0 +1,232 @@
+"""Every script in benchmarks/ runs end to end as a subprocess on tiny inputs, and what it prints is sane.
+
+These are smoke tests: a few steps, seconds of audio, a corpus written here. They check that the
+commands behind the numbers in docs/ still run and that the printed tables hold finite numbers in
+the right rows, never how fast anything is. A new script in benchmarks/ needs a test here, marked
+``@smoke("name.py")``; ``test_every_benchmark_script_has_a_smoke_test`` fails until it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import yaml
+
+from tests.sandbox import RATE, music_corpus, sqam_excerpts, tones
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+LEVELS = ["1", "3", "5", "7", "10", "15", "20"]
+SMOKE: dict[str, Callable] = {}
+
+
+def smoke(script: str) -> Callable[[Callable], Callable]:
+    """Register the decorated test as the smoke test of ``benchmarks/<script>``."""
+
+    def register(test: Callable) -> Callable:
+        SMOKE[script] = test
+        return test
+
+    return register
+
+
+def run(script: str, *args: object, cwd: Path, timeout: int = 300) -> str:
+    """Run ``benchmarks/<script>`` with ``args``; its stdout (fails with its stderr when it fails)."""
+    command = [sys.executable, str(BENCHMARKS / script), *map(str, args)]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{script} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def table(text: str, first_header: str) -> list[list[str]]:
+    """The rows (cells, stripped) of the markdown table whose header row starts with ``| first_header |``."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |")), None)
+    assert start is not None, f"no table headed {first_header!r} in:\n{text}"
+    assert set(lines[start + 1].replace("|", "")) == {"-"}, "the header is not followed by a rule"
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def number(cell: str) -> float:
+    """A table cell as a float (``12.3x`` and ``+4.5`` read too); fails on anything not finite."""
+    value = float(cell.strip().removesuffix("x").removesuffix("×"))
+    assert math.isfinite(value), cell
+    return value
+
+
+def test_every_benchmark_script_has_a_smoke_test():
+    scripts = {path.name for path in BENCHMARKS.glob("*.py")}
+    missing, stale = sorted(scripts - set(SMOKE)), sorted(set(SMOKE) - scripts)
+    assert not missing, f"benchmarks/ scripts without a smoke test: {missing}; add one to {Path(__file__).name}"
+    assert not stale, f"smoke tests of scripts that are gone from benchmarks/: {stale}"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A MUSDB-like corpus: 2 train, 1 valid and 2 test tracks of 2 s (44.1 kHz stereo FLAC)."""
+    root = tmp_path_factory.mktemp("corpus") / "music"
+    tracks = {"train": ["t0", "t1"], "valid": ["v0"], "test": ["e0", "e1"]}
+    return music_corpus(root, tracks)
+
+
+def music_config(tmp_path: Path, corpus: Path, name: str = "music.yaml") -> Path:
+    """``configs/<name>`` reading ``corpus`` with one loader worker."""
+    config = yaml.safe_load((ROOT / "configs" / name).read_text())
+    config["data"]["init_args"]["corpus"]["init_args"]["root"] = str(corpus)
+    config["data"]["init_args"]["num_workers"] = 1
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@smoke("loader_throughput.py")
+def test_loader_throughput(tmp_path, corpus):
+    out = run("loader_throughput.py", "--config", music_config(tmp_path, corpus), "--batches", 4, "--steps", 1,
+              cwd=tmp_path)  # fmt: skip
+    rows = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "stage")}
+    assert set(rows) == {"loader", "training step (mc+ei)"}
+    for segments, audio in rows.values():
+        assert segments > 0 and audio == pytest.approx(segments * 0.3715, rel=0.02, abs=0.01)
+    ratio = float(re.search(r"loader / model: (\d+)x", out).group(1))
+    assert ratio == pytest.approx(rows["loader"][0] / rows["training step (mc+ei)"][0], rel=0.05, abs=1)
+    memory = [float(v) for v in re.search(r"over the run: (.*)", out).group(1).split(", ")]
+    assert len(memory) == 5 and all(100 < v < 100_000 for v in memory)  # once before, then after each batch
+
+
+@smoke("train_throughput.py")
+def test_train_throughput(tmp_path, corpus):
+    out = run("train_throughput.py", "--config", ROOT / "configs/music.yaml", "--steps", 2, "--warmup", 1,
+              "--set", f"data.init_args.corpus.init_args.root={corpus}", "--set", "data.init_args.num_workers=0",
+              "--set", "model.backbone.init_args.widths=[8,16,32]", cwd=tmp_path)  # fmt: skip
+    assert "(mc+ei); 2 steps after 1 warm-up" in out
+    rows = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "loop")}
+    assert set(rows) == {"bare PyTorch", "declip fit (Lightning)"}
+    for per_step, per_second in rows.values():
+        assert per_step > 0 and per_step * per_second == pytest.approx(1, rel=0.05)
+    overhead = float(re.search(r"Lightning overhead: ([+-][\d.]+) %", out).group(1))
+    bare, lightning = rows["bare PyTorch"][0], rows["declip fit (Lightning)"][0]
+    assert overhead == pytest.approx(100 * (lightning - bare) / bare, abs=0.5 + 0.1 * abs(overhead))
+
+
+@smoke("synthetic_experiment.py")
+def test_synthetic_experiment(tmp_path):
+    regimes = ["mc", "mc+ei-lam1"]
+    out = run("synthetic_experiment.py", "--runs", tmp_path / "runs", "--steps", 2, "--regimes", *regimes,
+              "--test-size", 70, "--model.backbone.init_args.hidden=32", "--data.init_args.val_size=8",
+              cwd=tmp_path)  # fmt: skip
+    overall, clipped = out.split("clipped samples only")
+    for text in (overall, clipped):
+        rows = table(text, "regime")
+        assert [row[0] for row in rows] == regimes
+        for row in rows:
+            values = [number(cell) for cell in row[1:]]
+            assert len(values) == 8 and all(-60 < v < 60 for v in values)
+            # 10 test signals per level: the overall mean is the mean of the levels' means
+            assert values[-1] == pytest.approx(sum(values[:-1]) / 7, abs=0.01)
+    derived = yaml.safe_load((tmp_path / "runs/mcei-lam1/config.yaml").read_text())
+    assert derived["model"]["losses"][1]["init_args"]["weight"] == 1.0  # the ablation's λ reached its run
+
+
+@smoke("music_eval.py")
+def test_music_eval(tmp_path, corpus):
+    out = run("music_eval.py", "--root", corpus, "--test-items", 14, "--json", tmp_path / "scores.json",
+              "--run", f"reclip={ROOT}/configs/music-reclip-only.yaml:unet-music-reclip",
+              "--run", f"supervised={ROOT}/configs/music-supervised.yaml:unet-music-supervised",
+              cwd=tmp_path)  # fmt: skip
+    rows = table(out, "model")
+    assert [row[0] for row in rows] == ["reclip", "supervised"]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    for name, steps, *cells in rows:
+        assert int(steps) > 0  # the zoo card's training step
+        values = [number(cell) for cell in cells]
+        assert len(values) == 8 and all(-30 < v < 60 for v in values)
+        assert scores[name] == dict(zip([*LEVELS, "mean"], values))
+
+
+@smoke("restore_speed.py")
+def test_restore_speed(tmp_path):
+    out = run("restore_speed.py", "--minutes", 0.02, "--repeat", 2, "--precision", "fp32", cwd=tmp_path)
+    rows = table(out, "audio (min)")
+    assert [row[1] for row in rows] == ["1", "2"]
+    for minutes, _, precision, wall, factor, peak in rows:
+        assert precision == "fp32" and number(minutes) == pytest.approx(0.2, abs=0.05)  # 10-s source, one loop
+        assert number(factor) == pytest.approx(10 / number(wall), rel=0.05)
+        assert 100 < number(peak) < 100_000
+    out = run("restore_speed.py", "--network", "--chunk-seconds", 0.5, "--batch-size", 2, cwd=tmp_path)
+    found = re.search(r"network only: 2 windows of 0.5 s .* ([\d.]+) ms per batch, (\d+)x real time", out)
+    assert found, out
+    milliseconds, factor = float(found.group(1)), float(found.group(2))
+    assert milliseconds > 0 and factor == pytest.approx(2 * 0.5 / 2 / (milliseconds / 1000), rel=0.05, abs=1)
+
+
+@smoke("adapt_sqam.py")
+def test_adapt_sqam(tmp_path):
+    data = sqam_excerpts(tmp_path / "sqam", files=1)
+    out = run("adapt_sqam.py", "--data", data, "--steps", 2, "--levels", "1,20", "--json", tmp_path / "out.json",
+              cwd=tmp_path)  # fmt: skip
+    rows = table(out, "input SDR (dB)")
+    assert [row[0] for row in rows] == ["1", "20"]
+    assert [number(row[3]) for row in rows] == [11.88, 20.27]  # the published A-SPADE means
+    scores = json.loads((tmp_path / "out.json").read_text())
+    for level, base, adapted, _, seconds in rows:
+        assert -30 < number(base) < 60 and -30 < number(adapted) < 60 and number(seconds) > 0
+        (saved,) = scores[f"{float(level)}"]["base"]  # one excerpt
+        assert saved == pytest.approx(number(base), abs=0.006)
+
+
+@smoke("adapt_domain.py")
+def test_adapt_domain(tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for index in range(3):
+        sf.write(clean / f"{index:02d}.wav", tones(1.0, 1, seed=index), RATE)
+    out = run("adapt_domain.py", "--clean", clean, "--eval", 1, "--steps", 2, "--levels", "1,20",
+              "--json", tmp_path / "out.json", cwd=tmp_path)  # fmt: skip
+    assert "adapted on 2 clipped files" in out and "held out: clean/02.wav" in out
+    rows = table(out, "input SDR (dB)")
+    assert [row[0] for row in rows] == ["1", "20", "mean"]
+    for _, base, adapted, change, better_worse in rows[:-1]:
+        assert -30 < number(base) < 60 and -30 < number(adapted) < 60
+        assert number(change) == pytest.approx(number(adapted) - number(base), abs=0.011)
+        assert sum(map(int, better_worse.split(" / "))) <= 1  # one held-out file
+    assert number(rows[-1][1]) == pytest.approx((number(rows[0][1]) + number(rows[1][1])) / 2, abs=0.011)
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["adapt_files"] == ["clean/00.wav", "clean/01.wav"] and report["steps"] == 2
+
+
+@smoke("make_speech.py")
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (.ci/run installs it)")
+def test_make_speech(tmp_path):
+    out = run("make_speech.py", "--out", tmp_path / "speech", "--files", 2, "--words", 6, cwd=tmp_path)
+    files = sorted((tmp_path / "speech").glob("*.wav"))
+    assert [f.name for f in files] == ["00-slt.wav", "01-rms.wav"] and out.split() == [str(f) for f in files]
+    for file in files:
+        audio, rate = sf.read(file)
+        assert rate == 16000 and audio.ndim == 1 and len(audio) > 0.5 * rate and abs(audio).max() > 0.05
+
+
+@smoke("spectrogram_figure.py")
+def test_spectrogram_figure(tmp_path, corpus):
+    figure = tmp_path / "figure.png"
+    source = corpus / "test/e0/mixture.flac"
+    out = run("spectrogram_figure.py", "--source", source, "--start", 0.5, "--seconds", 1, "--out", figure,
+              cwd=tmp_path)  # fmt: skip
+    found = re.search(r"SDR (-?[\d.]+) dB clipped, (-?[\d.]+) dB restored; wrote (.*)", out)
+    assert found and found.group(3) == str(figure), out
+    assert float(found.group(1)) == pytest.approx(5.0, abs=0.1)  # clipped at the default 5 dB input SDR
+    assert -10 < float(found.group(2)) < 60
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

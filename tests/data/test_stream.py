@@ -242,7 +242,8 @@ def _fit(config: Path, tmp_path: Path, log: str, kill_at_step: int, *extra: str)
 
 
 def _pieces(folder: Path) -> dict[int, list[tuple[int, list[int]]]]:
-    records = [json.loads(line) for path in sorted(folder.glob("rank*.jsonl")) for line in path.read_text().split()]
+    lines = [line for path in sorted(folder.glob("rank*.jsonl")) for line in path.read_text().splitlines()]
+    records = [json.loads(line) for line in lines]
     return {rank: [(r["step"], r["pieces"]) for r in records if r["rank"] == rank] for rank in (0, 1)}
 
 

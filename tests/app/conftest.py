@@ -1,5 +1,6 @@
 """A real ``declip app`` on a free loopback port and a headless Debian chromium driven by selenium."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -28,47 +29,52 @@ def clipped_recording(
     return path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], root: Path, port: int, extra_env: dict | None = None):
+    """Run ``command`` (a page server) until it answers on ``port``; yields its URL; stops it after."""
+    env = dict(os.environ, GRADIO_TEMP_DIR=str(root / "gradio"), GRADIO_ANALYTICS_ENABLED="False", TMPDIR=str(root))
+    env.update(extra_env or {})
+    log_path = root / "server.log"
+    url = f"http://127.0.0.1:{port}/"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"{command} exited with {server.returncode}: {log_path.read_text()}")
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command} did not answer in {STARTUP_SECONDS} s: {log_path.read_text()}")
+                time.sleep(1)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
     """``declip app`` in a subprocess; yields its URL and port."""
     root = tmp_path_factory.mktemp("app")
-    port = _free_port()
-    env = dict(os.environ, GRADIO_TEMP_DIR=str(root / "gradio"), GRADIO_ANALYTICS_ENABLED="False", TMPDIR=str(root))
-    log = open(root / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "declip", "app", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    try:
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"declip app exited with {server.returncode}: {(root / 'server.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                log_text = (root / "server.log").read_text()
-                raise RuntimeError(f"declip app did not answer in {STARTUP_SECONDS} s: {log_text}")
-            time.sleep(1)
-        yield {"url": url, "port": port, "log": root / "server.log"}
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    port = free_port()
+    with serving([sys.executable, "-m", "declip", "app", "--port", str(port)], root, port) as url:
+        yield {"url": url, "port": port}
 
 
 @pytest.fixture(scope="module")

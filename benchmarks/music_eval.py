@@ -31,7 +31,7 @@ LEVELS = [1, 3, 5, 7, 10, 15, 20]
 def load(model: str) -> tuple[DeclipModule, int | None]:
     """A module to test and its training step, from a ``.ckpt`` or a released model."""
     if model.endswith(".ckpt"):
-        step = torch.load(model, map_location="cpu", weights_only=False)["global_step"]
+        step = torch.load(model, map_location="cpu", weights_only=True)["global_step"]
         return DeclipModule.load_from_checkpoint(model, map_location="cpu"), step
     loaded = load_model(model, precision="fp32")
     step = loaded.info.get("training", {}).get("global_step")

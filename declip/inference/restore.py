@@ -53,14 +53,16 @@ class LoadedModel:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LoadedModel:
         from declip.training import DeclipModule
+        from declip.training.checkpoint import refusal, safe_types
 
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: no such model file; pass a Lightning .ckpt written by declip fit")
-        try:
-            module = DeclipModule.load_from_checkpoint(path, map_location=device)
+        try:  # weights_only: a crafted file is refused, never run
+            with safe_types():
+                module = DeclipModule.load_from_checkpoint(path, map_location=device, weights_only=True)
         except Exception as error:  # torch.load and Lightning raise many kinds for a foreign or broken file
-            raise ConfigError(f"{path}: not a declip checkpoint ({type(error).__name__}: {error})") from error
+            raise refusal(path, error) from error
         info = {"regime": module.regime, "checkpoint": str(path)}
         return cls.from_module_model(module.model.eval(), module.hparams.sample_rate, module.channels, info)
 

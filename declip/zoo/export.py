@@ -14,18 +14,14 @@ from safetensors.torch import save_file
 
 import declip
 from declip.errors import ConfigError
+from declip.training.checkpoint import load_checkpoint
 from declip.zoo.card import render
 from declip.zoo.layout import CARD, CONFIG, TRAINING_CONFIG, WEIGHTS
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # pickle, zip and torch errors of a foreign or broken file
-        raise ConfigError(f"{path}: not a checkpoint torch can read ({type(error).__name__})") from error
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    checkpoint = load_checkpoint(path)  # weights_only: a crafted file is refused, never run
+    hparams = checkpoint.get("hyper_parameters", {})
     if "backbone" not in hparams or "state_dict" not in checkpoint:
         raise ConfigError(
             f"{path}: not a declip checkpoint (no declip hyper-parameters); pass one written by declip fit"

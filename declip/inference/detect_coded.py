@@ -36,6 +36,8 @@ PILE_Z = 8.0  # and its excess in Poisson standard deviations
 PILE_MIN_SHARE = 2e-4  # and at least this share of the polarity's samples in the band
 TAIL_INDEX_MAX = 0.35  # (q99.99 - q99.9) / (q99.9 - q99) at or below this: a compressed (saturated) top
 TAIL_MIN_SAMPLES = 20000  # fewer samples of a polarity: too few for the 99.99th percentile
+LOWEST_CANDIDATE = 0.1  # levels are looked for above this quantile of the amplitudes
+MODE_SEARCH = 0.12  # the pile-up's centre lies within 12 % of where its ratio peaks
 BAND = (0.01, 0.10)  # the tolerance band under a coded level: at least 1 %, at most 10 %
 
 KINDS = ("hard", "hard-coded", "soft", "none")
@@ -169,9 +171,9 @@ def _estimate_polarity(counts: np.ndarray, peak: float, sensitivity: float) -> P
     below = np.convolve(counts.astype(np.float64), np.ones(lo - hi + 1), "full")[: len(counts)]  # mass of [i-lo+hi, i]
     reference = np.zeros_like(window)
     reference[hi:] = below[:-hi] * (2 * half + 1) / (lo - hi + 1)  # mass of [i-lo, i-hi], scaled to the band's width
-    median = int(np.searchsorted(np.cumsum(counts[1:]), total / 2)) + 1
+    floor = int(np.searchsorted(np.cumsum(counts[1:]), LOWEST_CANDIDATE * total)) + 1
     top = int(np.nonzero(counts)[0].max())
-    candidates = np.arange(max(median, lo), top + 1)
+    candidates = np.arange(max(floor, lo), top + 1)
     ratio = window[candidates] / np.maximum(reference[candidates], 1.0)
     z = (window[candidates] - reference[candidates]) / np.sqrt(reference[candidates] + 1.0)
     enough = (window[candidates] >= PILE_MIN_SHARE * total) & (z >= PILE_Z / sensitivity)
@@ -180,9 +182,8 @@ def _estimate_polarity(counts: np.ndarray, peak: float, sensitivity: float) -> P
     pile_score = (ratio.max() - 1) / (needed - 1) if len(ratio) else 0.0
     tail_score = (1 - tail / 1.0) / (1 - TAIL_INDEX_MAX * sensitivity) if math.isfinite(tail) else 0.0
     if len(ratio) and ratio.max() >= needed:
-        best = int(candidates[int(np.argmax(ratio))])
-        span = np.arange(max(best - half, 0), min(best + half + 1, len(counts)))
-        level = float((counts[span] * _amplitude(span)).sum() / max(counts[span].sum(), 1))
+        best = _mode_near(window, int(candidates[int(np.argmax(ratio))]), top)
+        level = _vertex(counts, best)
         above = counts[best + half + 1 :].sum()
         if above < 0.02 * window[best] and peak < level * (1 + 2 * PILE_HALF_WIDTH):  # nothing beyond: a ceiling
             return PolarityEstimate(peak, peak, "soft", _confidence(pile_score), float(ratio.max()), tail, peak)
@@ -195,6 +196,31 @@ def _estimate_polarity(counts: np.ndarray, peak: float, sensitivity: float) -> P
     return PolarityEstimate(
         peak, peak, "none", float(np.clip(1 - doubt, 0, 1)), float(ratio.max(initial=0)), tail, peak
     )
+
+
+def _mode_near(window: np.ndarray, index: int, top: int) -> int:
+    """The pile-up's centre: the densest band within :data:`MODE_SEARCH` of the strongest ratio
+    (which sits on the pile-up's lower flank, where the density below is still thin)."""
+    reach = _bins(MODE_SEARCH)
+    lo, hi = max(index - reach, 0), min(index + reach, top) + 1
+    return lo + int(np.argmax(window[lo:hi]))
+
+
+def _vertex(counts: np.ndarray, mode: int) -> float:
+    """The level: the vertex of a parabola fitted to the log of the smoothed density from 2 % under
+    the mode to 5 % over it (codec noise spreads a plateau into a bell; the vertex is its centre at a
+    finer step than the bins), or the mode's amplitude when the fit is not a peak."""
+    width = 2 * _bins(0.004) + 1
+    smooth = np.convolve(counts.astype(np.float64), np.ones(width) / width, "same")
+    span = np.arange(max(mode - _bins(0.02), 0), min(mode + _bins(0.05), len(counts) - 1) + 1)
+    height = smooth[span]
+    ok = height > 0
+    if ok.sum() >= 3:
+        octave = np.log2(_amplitude(span[ok]))
+        a, b, _ = np.polyfit(octave, np.log(height[ok]), 2, w=np.sqrt(height[ok]))
+        if a < 0 and abs(-b / (2 * a) - np.log2(_amplitude(mode))) < math.log2(1 + MODE_SEARCH):
+            return float(2.0 ** (-b / (2 * a)))
+    return float(_amplitude(mode))
 
 
 def _confidence(score: float) -> float:

@@ -1,0 +1,78 @@
+"""``declip analyze`` and ``declip restore`` on lossy-coded clipped files, in real subprocesses."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from declip.data.codecs import encode
+from declip.inference.analysis import measure_array
+from tests.inference.test_detect_coded import RATE, clipped_at, rich_music
+
+
+def declip(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "declip", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """A stereo recording clipped at 5 dB input SDR, as an MP3 (128 kbps) and an Ogg Vorbis file."""
+    root = tmp_path_factory.mktemp("coded")
+    clipped, _ = clipped_at(rich_music(4.0, 2, 3), 5)
+    for codec, name in (("mp3", "song.mp3"), ("vorbis", "song.ogg")):
+        data, _ = encode(clipped, RATE, codec, 128)
+        (root / name).write_bytes(data)
+    return root
+
+
+@pytest.mark.parametrize("name", ["song.mp3", "song.ogg"])
+def test_a_coded_file_is_restored_end_to_end(coded, tmp_path, name):
+    out = tmp_path / "out"
+    result = declip("restore", coded / name, "-o", f"{out}/")
+    assert result.returncode == 0, result.stderr
+    assert "hard-clipped, then lossy-coded or filtered (confidence" in result.stdout
+    assert "nothing clipped" not in result.stdout
+    decoded, rate = sf.read(coded / name, dtype="float32", always_2d=True)
+    restored, out_rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
+    assert out_rate == rate and restored.shape == decoded.shape
+    y = torch.from_numpy(decoded.T.copy())
+    masks = measure_array(y).physics.masks(y)
+    assert masks.clipped.any()
+    x_hat = torch.from_numpy(restored.T.copy())
+    assert torch.equal(x_hat[masks.reliable], y[masks.reliable])
+    assert float(x_hat.abs().max()) > float(y.abs().max())  # the clipped peaks were lifted
+
+
+def test_analyze_reports_text_json_and_a_plot(coded, tmp_path):
+    text = declip("analyze", coded / "song.mp3")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("hard-coded") == 2 and "confidence" in text.stdout and "longest run" in text.stdout
+    result = declip("analyze", coded / "song.ogg", "--json", "--plot", tmp_path / "song.png")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)["files"]
+    assert [c["kind"] for c in report["channels"]] == ["hard-coded", "hard-coded"]
+    for channel in report["channels"]:
+        assert 0 < channel["clipped_share"] < 0.5 and channel["longest_run"] > 1
+        assert channel["high"] > 0 > channel["low"]
+    assert (tmp_path / "song.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF garbage")
+    sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 16000)
+    clean = tmp_path / "clean.wav"
+    sf.write(clean, rich_music(1.0, 1, 5), RATE)
+    bad = [tmp_path / "missing.wav", tmp_path / "corrupt.wav", tmp_path / "empty.wav"]
+    analyzed = declip("analyze", clean, *bad)
+    restored = declip("restore", *bad, "-o", tmp_path / "out")
+    assert analyzed.returncode == 1 and restored.returncode == 1
+    assert "clean.wav" in analyzed.stdout  # one bad file does not stop the others
+    lines = analyzed.stderr.strip().splitlines()
+    assert lines == restored.stderr.strip().splitlines()
+    for line, reason in zip(lines, ("no such file", "unreadable audio", "no samples")):
+        assert line.startswith("declip: error: ") and reason in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -230,3 +230,62 @@ def test_spectrogram_figure(tmp_path, corpus):
     assert float(found.group(1)) == pytest.approx(5.0, abs=0.1)  # clipped at the default 5 dB input SDR
     assert -10 < float(found.group(2)) < 60
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@smoke("coded_detection.py")
+def test_coded_detection(tmp_path, corpus):
+    out = run("coded_detection.py", "--root", corpus, "--split", "test", "--excerpts", 1, cwd=tmp_path)
+    assert out.startswith(f"2 tracks of {corpus}/test")
+    for codec in ("mp3 128k", "opus 96k"):
+        flagged = re.search(rf"clean {codec}: (\d+)/2 flagged", out)
+        assert flagged and int(flagged.group(1)) <= 2, out
+    rows = table(out, "codec")
+    assert [(row[0], row[1]) for row in rows] == [(c, f"{v} dB") for c in ("none", "mp3", "opus") for v in LEVELS]
+    for _, _, detected, median, worst in rows:
+        found, total = map(int, detected.split("/"))
+        assert total == 2 and 0 <= found <= 2
+        if found:
+            assert 0 <= number(median.removesuffix(" %")) <= number(worst.removesuffix(" %"))
+        else:
+            assert median == worst == "-"
+    assert all(row[2] == "2/2" for row in rows if row[0] == "none")  # uncoded hard clipping is always found
+
+
+@smoke("coded_restore.py")
+def test_coded_restore(tmp_path, corpus):
+    sqam = sqam_excerpts(tmp_path / "sqam", files=1)
+    out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sqam", sqam,
+              "--codecs", "none", "mp3", cwd=tmp_path)  # fmt: skip
+    assert "music: 1 signals (e0)" in out and "sqam: 1 signals (a00_tones)" in out
+    music, sqam_part = out.split("\nsqam: ")
+    for part in (music, sqam_part):
+        rows = table(part, "codec")
+        assert [(row[0], row[1]) for row in rows] == [
+            (codec, arm) for codec in ("none", "mp3") for arm in ("given", "detected", "share found", "input SDR")
+        ]
+        for codec, arm, *cells in rows:
+            values = [number(cell) for cell in cells[:7]]
+            if arm in ("given", "detected"):
+                assert all(-30 < v < 60 for v in values) and number(cells[7]) == pytest.approx(
+                    sum(values) / 7, abs=0.011
+                )
+            elif arm == "share found":
+                assert all(0 <= v <= 1 for v in values)
+            else:  # the input SDR: the clip level, less the coding's error
+                if codec == "none":
+                    assert values == pytest.approx([float(v) for v in LEVELS], abs=0.02)
+                assert all(v < float(level) + 0.5 for v, level in zip(values, LEVELS))
+
+
+@smoke("stream_throughput.py")
+def test_stream_throughput(tmp_path, corpus):
+    out = run("stream_throughput.py", "--root", corpus, "--config", ROOT / "configs/music.yaml", "--tracks", 2,
+              "--batches", 3, "--steps", 1, "--workers", 1, cwd=tmp_path)  # fmt: skip
+    assert "2 train tracks" in out and "packed into s3://bench/corpus" in out
+    rows = {row[0]: row[1:] for row in table(out, "stage")}
+    assert set(rows) == {"file loader (MusdbCorpus)", "streaming loader (StreamingCorpus, S3)", "training step (mc+ei)"}
+    model = number(rows["training step (mc+ei)"][0])
+    assert model > 0
+    for name in ("file loader (MusdbCorpus)", "streaming loader (StreamingCorpus, S3)"):
+        rate, per_worker, ratio = (number(cell) for cell in rows[name])
+        assert rate > 0 and per_worker == rate and ratio == pytest.approx(rate / model, rel=0.05, abs=1)

@@ -75,7 +75,11 @@ RULES = [
         "python benchmarks/loader_throughput.py",
         ((r"--batches \d+", "--batches 3"), (r"--steps \d+", "--steps 1")),
         "--workers 0",
-    ),  # fmt: skip
+    ),
+    Rule(
+        "python benchmarks/stream_throughput.py",
+        ((r"--tracks \d+", "--tracks 2"), (r"--batches \d+", "--batches 3"), (r"--steps \d+", "--steps 1")),
+    ),
     Rule("python benchmarks/restore_speed.py --network", append="--chunk-seconds 0.5 --batch-size 2"),
     Rule("python benchmarks/restore_speed.py", ((r"--minutes( [\d.]+)+", "--minutes 0.02"),)),
     Rule("python benchmarks/train_throughput.py", (STEPS,), "--warmup 1 --set data.init_args.num_workers=0"),
@@ -83,7 +87,7 @@ RULES = [
         "python benchmarks/synthetic_experiment.py",
         (STEPS, (r"--runs /tmp/\S+", "--runs runs/synthetic")),
         "--regimes mc --test-size 70 --model.backbone.init_args.hidden=32 --data.init_args.val_size=8",
-    ),  # fmt: skip
+    ),
     Rule("python benchmarks/music_eval.py", append="--test-items 7"),
     Rule("python benchmarks/adapt_sqam.py", (STEPS, (r"--levels [\d,]+", "--levels 20")), "--files 1"),
     Rule("python benchmarks/make_speech.py", append="--files 6 --words 6"),

@@ -37,8 +37,10 @@ def run_adapt(argv: list[str]) -> int:
 
     import torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)")
     from declip.data.recordings import require_clipping, scan_recordings
-    from declip.training.adapt import AdaptSettings, adapt
+    from declip.training.adapt import AdaptSettings, BestState, adapt
     from declip.zoo import load_model
     from declip.zoo.export import check_target, export_adapted
 
@@ -60,6 +62,14 @@ def run_adapt(argv: list[str]) -> int:
         print(f"declip: warning: skipping {name}: {reason}", file=sys.stderr)
     require_clipping(recordings, failures)
     adapted, report = adapt(model, recordings, settings, progress=sys.stderr.isatty())
+    if not report.adapted:  # stopped before warm-up ended: the weights are the base model's, nothing learnt
+        why = "stopped by Ctrl-C" if report.interrupted else "ended"
+        print(
+            f"declip: {why} after {report.steps} step(s), before any adapted state was kept (the first "
+            f"{BestState().warmup} steps are warm-up): nothing written to {out}; the base model is {args.model}",
+            file=sys.stderr,
+        )
+        return 1
     command = "declip adapt " + " ".join(shlex.quote(a) for a in argv)
     export_adapted(
         adapted.model, config, report.as_dict(), {"losses": settings.losses, "lr": settings.lr}, args.model, out,

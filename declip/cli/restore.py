@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -64,6 +67,8 @@ def _adapted(model, file: Path, steps: int, threshold: float | None):
     if not bool(recordings[0].clipped.any()):
         return model, "not adapted: no clipping found; ", False
     adapted, report = adapt(model, recordings, AdaptSettings.per_file(steps), progress=False)
+    if not report.adapted:  # stopped during warm-up: restore with the base model, and say so
+        return model, f"not adapted: stopped by Ctrl-C after {report.steps} step(s), base model used; ", True
     stopped = " (stopped by Ctrl-C)" if report.interrupted else ""
     return adapted, f"adapted {report.steps} steps in {report.seconds:.0f} s{stopped}; ", report.interrupted
 
@@ -104,11 +109,15 @@ def run_restore(argv: list[str]) -> int:
     bad_batch = args.batch_size is not None and args.batch_size < 1
     if bad_batch or (args.chunk_seconds is not None and args.chunk_seconds <= 0):
         parser.error("--batch-size must be at least 1 and --chunk-seconds positive")
-    if args.threshold != "auto":
+    if args.threshold != "auto":  # checked once, before the model loads
         try:
-            float(args.threshold)
+            good = math.isfinite(float(args.threshold)) and float(args.threshold) > 0
         except ValueError:
-            parser.error(f"--threshold must be 'auto' or a number; got {args.threshold!r}")
+            good = False
+        if not good:
+            parser.error(f"--threshold must be 'auto' or a positive number (the clip level); got {args.threshold!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     model = _method(args.method, args.model, device, args.precision)
     files, failures = _inputs(args.inputs)
@@ -118,36 +127,78 @@ def run_restore(argv: list[str]) -> int:
     claimed: dict[Path, Path] = {}
     threshold = None if args.threshold == "auto" else float(args.threshold)
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
-        for position, (file, relative) in enumerate(files):
-            target = _output_for(relative, args.out, many)
-            task = bar.add_task(file.name, total=None)
-            try:
-                if target.resolve() in inputs:
-                    raise ConfigError(f"the output {target} is an input file; choose another output folder")
-                if target.resolve() in claimed:
-                    raise ConfigError(f"{claimed[target.resolve()]} already writes {target}; restore them separately")
-                claimed[target.resolve()] = file
-                if target.exists() and not args.overwrite:  # before minutes of adaptation, not after
-                    raise ConfigError(f"{target} exists; pass --overwrite to replace it")
-                used, adapted, interrupted = (
-                    _adapted(model, file, args.adapt, threshold) if args.adapt else (model, "", False)
-                )
-                account = adapted + restore_file(
-                    file, target, used, threshold=threshold,
-                    chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
-                    normalize=args.normalize, overwrite=args.overwrite,
-                    progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
-                )  # fmt: skip
-                bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
-                restored += 1
-                if interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
-                    failures += [(str(f), "not restored: stopped by Ctrl-C") for f, _ in files[position + 1 :]]
-                    break
-            except ConfigError as error:
-                failures.append((str(file), str(error)))
-            bar.remove_task(task)
+    settled, stopped = 0, None  # files restored or failed so far
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(Progress(*columns, transient=True))
+        stack.enter_context(_stop_on_signals())
+        try:
+            for position, (file, relative) in enumerate(files):
+                target = _output_for(relative, args.out, many)
+                task = bar.add_task(file.name, total=None)
+                try:
+                    if target.resolve() in inputs:
+                        raise ConfigError(f"the output {target} is an input file; choose another output folder")
+                    if target.resolve() in claimed:
+                        raise ConfigError(
+                            f"{claimed[target.resolve()]} already writes {target}; restore them separately"
+                        )
+                    claimed[target.resolve()] = file
+                    if target.exists() and not args.overwrite:  # before minutes of adaptation, not after
+                        raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+                    used, adapted, interrupted = (
+                        _adapted(model, file, args.adapt, threshold) if args.adapt else (model, "", False)
+                    )
+                    account = adapted + restore_file(
+                        file, target, used, threshold=threshold,
+                        chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
+                        normalize=args.normalize, overwrite=args.overwrite,
+                        progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
+                    )  # fmt: skip
+                    bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
+                    restored += 1
+                    if interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
+                        failures += [(str(f), "not restored: stopped by Ctrl-C") for f, _ in files[position + 1 :]]
+                        break
+                except ConfigError as error:
+                    failures.append((str(file), str(error)))
+                except Exception as error:  # whatever one file raises, the batch goes on
+                    failures.append((str(file), _one_line(error)))
+                bar.remove_task(task)
+                settled = position + 1
+        except _Stopped as signal_stop:  # SIGTERM or Ctrl-C: temp files are gone (restore_file's finally)
+            stopped = signal_stop
+            failures += [(str(f), f"not restored: stopped by {stopped.name}") for f, _ in files[settled:]]
     print(f"restored {restored} file(s), {len(failures)} failed")
     for name, reason in failures:
         print(f"declip: error: {name}: {reason}", file=sys.stderr)
+    if stopped is not None:
+        return 128 + stopped.signum
     return 1 if failures else 0
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT during a batch: unwinds like Ctrl-C (temporary files removed), then the summary."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turn SIGTERM and SIGINT into :class:`_Stopped` while the batch runs (main thread only)."""
+
+    def stop(signum, frame):
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -202,8 +202,8 @@ def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tu
     if threshold is None:
         level = detect_clip_level_blocks(blocks)
         return Clipping(level.high, level.low), level.any
-    if threshold <= 0:
-        raise ConfigError(f"threshold must be positive; got {threshold}")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ConfigError(f"threshold must be a positive finite number; got {threshold}")
     return Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
 
 
@@ -362,7 +362,7 @@ def restore_file(
         note = "" if clipped_count else "nothing clipped: copied unchanged; "
         note = "not restored (saturation): copied unchanged; " if measurement.kind == "soft" else note
         if subtype == "FLOAT":
-            os.replace(scratch, target)
+            _publish(scratch, target, overwrite)
         else:
             gain = 1.0
             if peak > 1.0:
@@ -376,18 +376,41 @@ def restore_file(
             with sf.SoundFile(scratch) as f, sf.SoundFile(tmp, "w", rate, channels, subtype, format="WAV") as out:
                 for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
                     out.write(data * gain)
-            os.replace(tmp, target)
+            _publish(tmp, target, overwrite)
             peak *= gain
     except (OSError, sf.LibsndfileError) as error:
         raise ConfigError(f"cannot write {target} ({error})") from error
     finally:
         for path in (tmp, scratch, decoded):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a parent that is not a folder: nothing was written there
+                path.unlink(missing_ok=True)
     physics = physics.to("cpu")
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
     share = 100 * clipped_count / (frames * channels)
     account = f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
     return f"{measurement.describe()}; {account}"
+
+
+def _publish(written: Path, target: Path, overwrite: bool) -> None:
+    """Rename the finished ``written`` to ``target``; without ``overwrite`` never replace a file that
+    appeared meanwhile (another run writing the same output): a hard link fails if ``target`` exists."""
+    if overwrite:
+        os.replace(written, target)
+        return
+    try:
+        os.link(written, target)
+    except FileExistsError:
+        raise ConfigError(f"{target} appeared while restoring (another run wrote it); kept it, wrote nothing") from None
+    except OSError:  # a file system without hard links: claim the name exclusively, then rename over the claim
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise ConfigError(
+                f"{target} appeared while restoring (another run wrote it); kept it, wrote nothing"
+            ) from None
+        os.replace(written, target)
+        return
+    written.unlink()
 
 
 def restore(

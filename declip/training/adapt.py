@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import signal
 import time
 import warnings
@@ -84,15 +85,40 @@ class AdaptSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("minutes") is not None and "steps" not in values:
             values["steps"] = None  # a time budget replaces the default step count
-        return cls(**values)
+        settings = cls(**values)
+        try:
+            settings.check_types()
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+        return settings
+
+    def check_types(self) -> None:
+        """One line naming the setting, the value given and what it takes, for a value of the wrong type."""
+        for name, (kinds, expected) in _TYPES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ConfigError(f"adaptation setting {name}: got {value!r}, expected {expected}")
 
     def check(self) -> None:
+        self.check_types()
         if (self.steps is None) == (self.minutes is None):
             raise ConfigError("give exactly one of steps and minutes")
         if (self.steps is not None and self.steps < 1) or (self.minutes is not None and self.minutes <= 0):
             raise ConfigError("steps must be at least 1 and minutes positive")
         if self.batch_size < 1 or self.segment_seconds <= 0 or self.lr <= 0:
             raise ConfigError("batch_size, segment_seconds and lr must be positive")
+
+
+_TYPES = {  # each setting's accepted types, and how to name them in an error
+    "steps": ((int, type(None)), "a whole number of steps (or null with minutes)"),
+    "minutes": ((int, float, type(None)), "a number of minutes (or null with steps)"),
+    "lr": ((int, float), "a number (float)"),
+    "batch_size": (int, "a whole number (int)"),
+    "segment_seconds": ((int, float), "a number of seconds (float)"),
+    "losses": (list, "a list of {class_path, init_args} losses"),
+    "num_workers": (int, "a whole number (int)"),
+    "seed": (int, "a whole number (int)"),
+}
 
 
 @dataclass
@@ -104,7 +130,12 @@ class AdaptReport:
     audio_seconds: float
     clipped_files: int
     first_loss: float
-    best_loss: float
+    best_loss: float  # inf when stopped before warm-up ended: no adapted state was kept
+
+    @property
+    def adapted(self) -> bool:
+        """Whether an adapted state was kept (False: the weights are the base model's, unchanged)."""
+        return math.isfinite(self.best_loss)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -73,12 +73,13 @@ class Clipping:
 
     def project(self, x: Tensor, y: Tensor, masks: ClipMasks | None = None) -> Tensor:
         """Nearest signal consistent with ``y``: reliable samples := y, clipped ones pushed to at least
-        the threshold with the sign of ``y``. Idempotent; keeps reliable samples bit-exact. ``masks``:
-        ``self.masks(y)`` when the caller has it already."""
+        their own value in ``y`` (so at or beyond the threshold) with its sign: a sample counted clipped
+        by a detection tolerance a little inside its plateau never moves below its input. Idempotent;
+        keeps reliable samples bit-exact. ``masks``: ``self.masks(y)`` when the caller has it already."""
         m = self.masks(y) if masks is None else masks
         out = torch.where(m.clipped, x, y)
-        out = torch.where(m.high, torch.maximum(out, self.high.to(x)), out)
-        return torch.where(m.low, torch.minimum(out, self.low.to(x)), out)
+        out = torch.where(m.high, torch.maximum(out, y), out)  # y >= high where m.high
+        return torch.where(m.low, torch.minimum(out, y), out)
 
     def to(self, device: torch.device | str) -> Clipping:
         return Clipping(self.high.to(device), self.low.to(device))

@@ -70,3 +70,21 @@ def test_last_with_no_earlier_run_is_one_line_outside_fit(tmp_path, command):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("declip: error: --ckpt_path last: no last.ckpt under")
     assert "Traceback" not in result.stderr
+
+
+def test_a_truncated_last_ckpt_is_skipped_for_the_newest_readable_one(tmp_path, monkeypatch, capsys):
+    from declip.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", *FIT[4:], "--trainer.val_check_interval=2"]
+    assert main([*args, "--trainer.max_steps=2"]) == 0
+    good = tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"
+    broken = tmp_path / "lightning_logs/version_1/checkpoints/last.ckpt"  # newer: a kill while it was saved
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(good.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main([*args, "--trainer.max_steps=4", "--ckpt_path", "last"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping {broken}: not a declip checkpoint" in err
+    assert f"resuming from {good} (step 2)" in err
+    assert load_checkpoint(tmp_path / "lightning_logs/version_2/checkpoints/last.ckpt")["global_step"] == 4

@@ -35,9 +35,15 @@ def _restore(driver, level: str, expect: str) -> str:
     before = driver.find_element(By.ID, "status").text
     driver.find_element(By.ID, "restore").click()
     WebDriverWait(driver, RESTORE_SECONDS).until(
-        lambda d: (text := d.find_element(By.ID, "status").text) != before and expect in text
+        lambda d: (text := d.find_element(By.ID, "status").text) != before and expect in text and _idle(d, "status")
     )
     return driver.find_element(By.ID, "status").text
+
+
+def _idle(driver, element: str) -> bool:
+    """Whether ``element`` shows no pending event (its status tracker, the timer and progress, is hidden)."""
+    tracker = driver.find_element(By.CSS_SELECTOR, f"#{element} [data-testid=status-tracker]")
+    return "hide" in tracker.get_attribute("class").split()
 
 
 def _download(driver, name: str) -> bytes:

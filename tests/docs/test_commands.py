@@ -30,7 +30,10 @@ TINY_FIT = "--trainer.max_steps=2 --trainer.enable_progress_bar=false"
 TINY_SYNTHETIC = (
     f"{TINY_FIT} --model.backbone.init_args.hidden=32 --data.init_args.val_size=7 --data.init_args.test_size=7"
 )
-TINY_MUSIC = f"{TINY_FIT} --data.init_args.batch_size=2 --data.init_args.num_workers=0 --data.init_args.val_items=2"
+TINY_MUSIC = (
+    f"{TINY_FIT} --data.init_args.batch_size=2 --data.init_args.num_workers=0 --data.init_args.val_items=2"
+    " --trainer.val_check_interval=2"  # validates at the end, so the configs' latest-step checkpoints are written
+)
 # placeholders the docs use, as the sandbox names them
 PLACEHOLDERS = [
     (r"\b(RUN2|SUP|MC)/", "RUN/"),
@@ -66,7 +69,8 @@ RULES = [
     Rule("declip fit --config configs/synthetic", append=TINY_SYNTHETIC),
     Rule("declip test --config configs/synthetic", append=TINY_SYNTHETIC),
     Rule("declip fit --config configs/music", append=TINY_MUSIC),
-    Rule("declip restore", ((r"--adapt \d+", "--adapt 2"),)),
+    # the restore commands are alternatives writing one output: each replaces the last one's
+    Rule("declip restore", ((r"--adapt \d+", "--adapt 2"),), "--overwrite"),
     Rule("declip adapt", append="--steps 2"),
     Rule("declip zoo list"),
     Rule("declip zoo export"),

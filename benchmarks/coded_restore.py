@@ -48,7 +48,7 @@ def codec_gain(codec: str, rate: int = 44100) -> float:
 
 def signals(args) -> dict[str, list[tuple[str, np.ndarray, int]]]:
     sets = {}
-    tracks = sorted(glob.glob(f"{args.music}/test/*/mixture.flac"))[: args.tracks]
+    tracks = sorted(glob.glob(f"{args.music}/test/*/mixture.flac"))[: args.tracks] if "music" in args.sets else []
     music = []
     for file in tracks:
         info = sf.info(file)
@@ -97,12 +97,15 @@ def main() -> None:
     parser.add_argument("--model", default="unet-music-reclip")
     parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band when the level is given")
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
+    parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     args = parser.parse_args()
     model = load_model(args.model, precision="fp32")
     gains = {codec: codec_gain(codec) for codec in args.codecs}
     print(f"model {args.model}, band δ {args.band}, encoder gains {gains}")
     start = time.time()
     for name, items in signals(args).items():
+        if name not in args.sets:
+            continue
         print(f"\n{name}: {len(items)} signals ({', '.join(n for n, _, _ in items)})")
         print("| codec | arm | " + " | ".join(f"{v} dB" for v in LEVELS) + " | mean |")
         print("|---" * (len(LEVELS) + 3) + "|")

@@ -2,7 +2,8 @@
 
     nice python benchmarks/coded_detection.py --root data/music --split test
 
-1. Every ``SPLIT/*/mixture.flac`` (whole tracks, stereo), coded at MP3 128 kbps and Opus 96 kbps with
+1. Every ``SPLIT/*/mixture.flac`` (whole tracks, or ``--seconds`` from the middle of each; stereo),
+   coded at MP3 128 kbps and Opus 96 kbps with
    libsndfile's encoders, analysed as ``declip analyze`` does: a file is flagged when any channel's
    kind is not ``none`` (hard, hard-coded or soft). Prints the flagged share per codec.
 2. ``--excerpts`` seconds from the middle of each track, peak-normalised to 0.9, clipped at 1-20 dB
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--excerpts", type=float, default=20.0, help="seconds per track for the θ error (0: skip)")
     parser.add_argument("--sensitivity", type=float, default=1.0)
+    parser.add_argument("--seconds", type=float, default=0.0, help="clean part: this much from each middle (0: whole)")
     args = parser.parse_args()
     files = sorted(glob.glob(f"{args.root}/{args.split}/*/mixture.flac"))
     if not files:
@@ -50,9 +52,13 @@ def main() -> None:
     for codec, kbps in CODECS.items():
         flagged = []
         for file in files:
-            x, rate = sf.read(file, dtype="float32", always_2d=True)
+            info = sf.info(file)
+            frames = int(args.seconds * info.samplerate) or info.frames
+            middle = max(info.frames // 2 - frames // 2, 0)
+            x, rate = sf.read(file, dtype="float32", always_2d=True, start=middle, frames=frames)
             y = torch.from_numpy(code(x, rate, codec, kbps).T.copy())
             m = measure_array(y, args.sensitivity)
+            print(f"  {codec} {file.split('/')[-2]}: {m.kind} ({m.confidence:.2f})", flush=True)
             if m.kind != "none":
                 flagged.append(f"{file.split('/')[-2]} ({m.kind}, {m.confidence:.2f})")
         print(f"clean {codec} {kbps}k: {len(flagged)}/{len(files)} flagged {'; '.join(flagged)}", flush=True)

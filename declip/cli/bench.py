@@ -13,7 +13,9 @@ def run_bench(argv: list[str]) -> int:
     sqam = commands.add_parser("sqam", help="the declipping survey's protocol on the EBU SQAM excerpts")
     sqam.add_argument("--data", type=Path, required=True, help="the folder of SQAM excerpts (mono 16-bit WAV)")
     sqam.add_argument("--model", action="append", default=[], help="zoo name, ORG/NAME[@REV], folder or .ckpt")
-    sqam.add_argument("--method", action="append", default=[], choices=("aspade",), help="a classical baseline")
+    sqam.add_argument(
+        "--method", action="append", default=[], choices=("aspade", "spline"), help="a classical baseline"
+    )
     sqam.add_argument("--levels", default="1,3,5,7,10,15,20", help="input SDRs (dB), comma-separated")
     sqam.add_argument("--files", type=int, help="only the first N excerpts (sorted by name)")
     sqam.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -32,7 +34,7 @@ def run_bench(argv: list[str]) -> int:
     files = excerpts(args.data, args.files)
     results = []
     for name, method, ref in [(m, "model", m) for m in args.model] + [(m, m, None) for m in args.method]:
-        label = "A-SPADE (declip)" if method == "aspade" else name
+        label = {"aspade": "A-SPADE (declip)", "spline": "cubic spline (declip)"}.get(method, name)
         results.append(score(label, _method(method, ref, args.device), files, levels))
         print(f"{label}: done in {results[-1].wall_seconds:.1f} s", flush=True)
     table = markdown(results, levels, len(files))

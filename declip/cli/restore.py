@@ -50,6 +50,10 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
         from declip.inference.methods import ASPADEMethod
 
         return ASPADEMethod(device=device)
+    if method == "spline":
+        from declip.inference.methods import SplineMethod
+
+        return SplineMethod()
     from declip.zoo import load_model
 
     return load_model(model, device=device, precision=precision)
@@ -82,8 +86,9 @@ def run_restore(argv: list[str]) -> int:
         help=f"zoo name, ORG/NAME[@REVISION] on the Hub, model folder or .ckpt (default: {DEFAULT_MODEL})",
     )  # fmt: skip
     parser.add_argument(
-        "--method", default="model", choices=("model", "aspade"),
-        help="model: a trained declipper (--model); aspade: the A-SPADE baseline (slow, no training)",
+        "--method", default="model", choices=("model", "aspade", "spline"),
+        help="model: a trained declipper (--model); aspade: the A-SPADE baseline (slow, no training); "
+        "spline: cubic interpolation of each clipped run (fast, no training)",
     )  # fmt: skip
     parser.add_argument("--threshold", default="auto", help="clip level: auto (detected) or a value")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -4,5 +4,6 @@ from declip.models.declipper import Declipper
 from declip.models.demucs import Demucs
 from declip.models.mlp import MLP
 from declip.models.unet import UNet
+from declip.models.unfolded import UnfoldedSPADE
 
-__all__ = ["MLP", "Declipper", "Demucs", "UNet"]
+__all__ = ["MLP", "Declipper", "Demucs", "UNet", "UnfoldedSPADE"]

@@ -86,11 +86,21 @@ def test_bad_config_fails_with_one_clear_line(override, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+TINY_BACKBONE = {  # small settings of each backbone a music config uses
+    "declip.models.UNet": ["--model.backbone.init_args.widths=[4, 8]"],
+    "declip.models.UnfoldedSPADE": [
+        "--model.backbone.init_args.window=256",
+        "--model.backbone.init_args.hop=64",
+        "--model.backbone.init_args.iterations=2",
+    ],
+}
+
+
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("music*.yaml")), ids=lambda p: p.stem)
 def test_music_configs_run_on_a_musdb_tree(config, musdb, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    tiny = [
-        "--model.backbone.init_args.widths=[4, 8]",
+    backbone = yaml.safe_load(config.read_text())["model"]["backbone"]["class_path"]
+    tiny = TINY_BACKBONE[backbone] + [
         f"--data.init_args.corpus.init_args.root={musdb}",
         "--data.init_args.corpus.init_args.valid_fraction=0.25",
         "--data.init_args.batch_size=2",

@@ -3,7 +3,7 @@ import torch
 
 from declip.inference.chunks import chunk_plan, receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level
-from declip.models import MLP, Declipper, Demucs, UNet
+from declip.models import MLP, Declipper, Demucs, UNet, UnfoldedSPADE
 from declip.physics import Clipping
 from tests.conftest import music
 
@@ -12,6 +12,7 @@ BACKBONES = {
     "unet-strided": lambda: UNet(channels=1, widths=(8, 16, 32), stem_stride=4),
     "demucs": lambda: Demucs(channels=1, hidden=8, depth=3, bottleneck="none"),
     "mlp": lambda: MLP(channels=1, frame=256, hidden=64, layers=2),
+    "unfolded": lambda: UnfoldedSPADE(channels=1, window=256, hop=64, iterations=3, k_step=4, bands=4),
 }
 
 

@@ -3,7 +3,7 @@ import torch
 
 from declip.config import config_of, instantiate
 from declip.errors import ConfigError
-from declip.models import MLP, Declipper, Demucs, UNet
+from declip.models import MLP, Declipper, Demucs, UNet, UnfoldedSPADE
 from declip.physics import Clipping, threshold_for_sdr
 
 BACKBONES = {
@@ -13,6 +13,7 @@ BACKBONES = {
     "unet-audio-rate-head": lambda c: UNet(channels=c, widths=(4, 8), stem_stride=4, head_width=3),
     "demucs-lstm": lambda c: Demucs(channels=c, hidden=4, depth=3, bottleneck="lstm", bottleneck_layers=1),
     "demucs-attention": lambda c: Demucs(channels=c, hidden=4, depth=2, bottleneck="attention", heads=2),
+    "unfolded": lambda c: UnfoldedSPADE(channels=c, window=64, hop=16, iterations=2, k_step=4, bands=3),
 }
 
 

@@ -1,0 +1,179 @@
+"""Deep-unfolded consistent declipper: K iterations of A-SPADE with learned, smooth thresholds.
+
+Each frame of the signal (a Hann window of ``window`` samples every ``hop``) is restored on its own,
+as A-SPADE does (:mod:`declip.baselines.aspade`): the frame's DFT, zero-padded to ``redundancy``
+times its length, is alternately sparsified and projected onto the frame's consistent set (reliable
+samples equal to the input, clipped ones at or beyond the threshold), by the ADMM of A-SPADE. Here
+the number of iterations is fixed, and the hard threshold "keep the k largest coefficients" becomes a
+smooth gain whose level and steepness are learned per iteration and per frequency band:
+
+:math:`w \\mapsto w \\cdot \\sigma\\big(a_i\\,(\\log|w|^2 - \\log|w_{(k_i)}|^2 - \\delta_{i,b})\\big)`
+
+with :math:`|w_{(k_i)}|` the ``k_i``-th largest magnitude of the frame (``k_i = k_step (i+1)``, A-SPADE's
+schedule with ``r = 1``), :math:`\\delta_{i,b}` a learned offset per iteration ``i`` and band ``b`` and
+:math:`a_i` a learned steepness. Untrained (δ = 0, steep gains) it is truncated A-SPADE. The levels
+are relative to each frame's own coefficients, so the model is exactly equivariant to amplitude.
+
+Frames without a clipped sample are not computed (they are their input), and every sample depends
+only on the frames that hold it: the receptive field is one window, so chunked restoration equals
+one pass. The output is consistent: reliable samples are kept bit-exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from declip.config import capture_init
+from declip.errors import ConfigError
+
+TINY = 1e-30  # floor of powers before their logarithm (float32 keeps it)
+SIGMOID_RANGE = 30.0  # gains stay >= 1e-13: no subnormal floats, which are slow on CPUs
+
+
+def _overlap_add(frames: Tensor, hop: int) -> Tensor:
+    """Sum frames ``(rows, count, w)`` placed every ``hop`` samples: ``(rows, (count - 1) * hop + w)``.
+    ``w`` is a multiple of ``hop``: each frame is ``w / hop`` blocks, each block shifted and added."""
+    rows, count, w = frames.shape
+    parts = w // hop
+    blocks = frames.reshape(rows, count, parts, hop)
+    out = sum(F.pad(blocks[:, :, c], (0, 0, c, parts - 1 - c)) for c in range(parts))
+    return out.reshape(rows, -1)
+
+
+def _hann(window: int, device: torch.device | None = None) -> Tensor:
+    """Periodic Hann window with its peak (1) at sample ``window // 2``, as LTFAT's ``firwin('hann')``."""
+    offsets = torch.arange(window, dtype=torch.float64, device=device) - window // 2
+    return 0.5 + 0.5 * torch.cos(2 * math.pi * offsets / window)
+
+
+class UnfoldedSPADE(nn.Module):
+    """``(batch, 2*channels, time) -> (batch, channels, time)``: frame-wise unfolded A-SPADE.
+
+    The input is ``y/s`` and the signed clip mask, as for every backbone (:class:`~declip.models.Declipper`);
+    on a clipped sample ``y/s`` is the threshold itself, so the bounds of the consistent set come from
+    the input. The output is the correction ``x/s - y/s``: zero on reliable samples, outward on clipped ones.
+
+    Args:
+        channels: audio channels (each restored on its own, with the same parameters).
+        window: frame length in samples, a power of two (A-SPADE on SQAM: 8192).
+        hop: frame step; divides ``window`` and is at most ``window // 2``.
+        redundancy: the DFT is ``redundancy * window`` points (frame zero-padded), at least 1.
+        iterations: K, the unfolded iterations, at least 1.
+        k_step: sparsity added per iteration (A-SPADE's ``s`` with ``r = 1``).
+        bands: frequency bands (log-spaced) with a threshold offset each, per iteration.
+        sharpness: initial steepness of the smooth threshold (in 1 / log-power units); large is hard.
+    """
+
+    @capture_init
+    def __init__(
+        self,
+        channels: int = 1,
+        window: int = 8192,
+        hop: int = 2048,
+        redundancy: int = 2,
+        iterations: int = 32,
+        k_step: int = 16,
+        bands: int = 16,
+        sharpness: float = 8.0,
+    ) -> None:
+        super().__init__()
+        if window < 16 or window & (window - 1):
+            raise ConfigError(f"UnfoldedSPADE window must be a power of two >= 16; got {window}")
+        if hop < 1 or hop > window // 2 or window % hop:
+            raise ConfigError(
+                f"UnfoldedSPADE hop must divide window and be at most window/2; got hop {hop}, window {window}"
+            )
+        if iterations < 1:
+            raise ConfigError(f"UnfoldedSPADE iterations (K) must be at least 1; got {iterations}")
+        if redundancy < 1 or k_step < 1 or bands < 1:
+            raise ConfigError(
+                f"UnfoldedSPADE needs redundancy, k_step and bands >= 1; got {redundancy}, {k_step}, {bands}"
+            )
+        if not sharpness > 0:
+            raise ConfigError(f"UnfoldedSPADE sharpness must be positive; got {sharpness}")
+        self.channels, self.window, self._hop = channels, window, hop
+        self.redundancy, self.iterations, self.k_step = redundancy, iterations, k_step
+        bins = redundancy * window // 2 + 1
+        # band of each bin: log-spaced edges from bin 1 up, DC in the first band
+        edges = torch.logspace(0, math.log10(bins), bands + 1)
+        band = torch.bucketize(torch.arange(bins).clamp(min=1).float(), edges[1:-1], right=True)
+        self.register_buffer("band", band, persistent=False)
+        self.offset = nn.Parameter(torch.zeros(iterations, bands))
+        self.log_sharpness = nn.Parameter(torch.full((iterations,), math.log(sharpness)))
+        g = _hann(window)
+        positions = torch.arange(window)
+        periodised = torch.zeros(hop, dtype=torch.float64).index_add_(0, positions % hop, g * g)
+        self.register_buffer("analysis", g.float(), persistent=False)
+        self.register_buffer("synthesis", (g / periodised[positions % hop]).float(), persistent=False)
+
+    @property
+    def hop(self) -> int:
+        """Frames start on multiples of ``hop``: shifting the input by it shifts the output alike."""
+        return self._hop
+
+    @property
+    def receptive_field(self) -> int:
+        """Each output sample depends on the input within one window of it, on each side."""
+        return self.window
+
+    def forward(self, inp: Tensor) -> Tensor:
+        batch, _, length = inp.shape
+        u = inp[:, : self.channels].reshape(batch * self.channels, length)
+        signed = inp[:, self.channels :].reshape(batch * self.channels, length)
+        x = self._restore(u.float(), signed.float()).to(inp.dtype)
+        correction = torch.where(signed > 0, (x - u).clamp(min=0), torch.where(signed < 0, (x - u).clamp(max=0), 0))
+        return correction.reshape(batch, self.channels, length)
+
+    def _restore(self, u: Tensor, signed: Tensor) -> Tensor:
+        """Rows ``u`` ``(rows, time)`` in threshold units with their signed masks; the restored rows."""
+        rows, length = u.shape
+        w, hop = self.window, self._hop
+        right = w + (-length % hop)
+        u_pad = F.pad(u, (w, right))
+        s_pad = F.pad(signed, (w, right))
+        frames = u_pad.unfold(1, w, hop)  # (rows, count, w): frame j covers u[j*hop - w : j*hop]
+        masks = s_pad.unfold(1, w, hop)
+        count = frames.shape[1]
+        todo = (masks != 0).any(-1).flatten().nonzero().flatten()
+        if todo.numel() == 0:
+            return u
+        g = self.analysis.to(u)
+        frame = frames.reshape(-1, w)[todo] * g
+        mask = masks.reshape(-1, w)[todo]
+        lower = torch.where(mask < 0, -math.inf, frame)  # clipped high: at least the (windowed) level
+        upper = torch.where(mask > 0, math.inf, frame)
+        restored = self._iterate(frame, lower, upper)
+        corrections = torch.zeros(rows * count, w, dtype=u.dtype, device=u.device)
+        corrections = corrections.index_copy(0, todo, (restored - frame) * self.synthesis.to(u))
+        added = _overlap_add(corrections.reshape(rows, count, w), hop)
+        return u + added[:, w : w + length]
+
+    def _iterate(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+        """K unfolded A-SPADE iterations on windowed frames ``(n, w)`` within ``lower <= x <= upper``.
+
+        Spectra are kept as real views ``(n, bins, 2)``: the ADMM's sums and products are plain float
+        arithmetic, much cheaper on the CPU than complex arithmetic."""
+        n = self.redundancy * self.window
+        x = frames
+        z = torch.view_as_real(torch.fft.rfft(x, n=n, norm="ortho"))
+        dual = torch.zeros_like(z)
+        bins = z.shape[1]
+        sharp = self.log_sharpness.exp()
+        dc = torch.ones(bins, dtype=frames.dtype, device=frames.device)
+        dc[0] = 0.25  # DC ranks at half its magnitude, as hard_thresholding.m ranks it
+        for i in range(self.iterations):
+            v = z + dual
+            power = v.square().sum(-1) * dc
+            k = min(self.k_step * (i + 1), bins)
+            level = power.detach().topk(k, dim=1, sorted=False).values.amin(1, keepdim=True).clamp(min=TINY)
+            log_ratio = torch.log(power.clamp(min=TINY) / level) - self.offset[i][self.band]
+            gain = torch.sigmoid((sharp[i] * log_ratio).clamp(-SIGMOID_RANGE, SIGMOID_RANGE))
+            b = v * gain[..., None] - dual
+            x = torch.fft.irfft(torch.view_as_complex(b), n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
+            z = torch.view_as_real(torch.fft.rfft(x, n=n, norm="ortho"))
+            dual = z - b
+        return x

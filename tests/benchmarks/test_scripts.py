@@ -289,3 +289,35 @@ def test_stream_throughput(tmp_path, corpus):
     for name in ("file loader (MusdbCorpus)", "streaming loader (StreamingCorpus, S3)"):
         rate, per_worker, ratio = (number(cell) for cell in rows[name])
         assert rate > 0 and per_worker == rate and ratio == pytest.approx(rate / model, rel=0.05, abs=1)
+
+
+@smoke("heldout_eval.py")
+def test_heldout_eval(tmp_path, corpus):
+    tiny = tmp_path / "unfolded.yaml"
+    config = yaml.safe_load((ROOT / "configs/music-unfolded.yaml").read_text())
+    config["model"]["backbone"]["init_args"] |= {"window": 1024, "hop": 256, "iterations": 2}
+    tiny.write_text(yaml.safe_dump(config))
+    out = run("heldout_eval.py", "--root", corpus, "--per-level", 1, "--seconds", 0.5, "--levels", "1,20",
+              "--model", "unet-music-reclip", "--untrained", tiny, "--method", "spline",
+              "--json", tmp_path / "scores.json", cwd=tmp_path)  # fmt: skip
+    rows = table(out, "method")
+    assert [row[0] for row in rows] == ["unet-music-reclip", "untrained unfolded", "spline"]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    for name, *cells in rows:
+        values = [number(cell) for cell in cells]
+        assert len(values) == 4 and all(-30 < v < 60 for v in values[:3]) and values[3] > 0
+        assert scores[name]["mean"] == pytest.approx(values[2], abs=0.006)
+
+
+@smoke("gpu_corpus.py")
+def test_gpu_corpus(tmp_path, corpus):
+    out = run("gpu_corpus.py", "--root", corpus, "--out", tmp_path / "gpu-data", "--tracks", 2, "--seconds", 1,
+              cwd=tmp_path)  # fmt: skip
+    assert "train: 2 tracks, 0.0 min" in out and "valid: 1 tracks" in out
+    files = sorted((tmp_path / "gpu-data").rglob("mixture.flac"))
+    assert len(files) == 3 and not (tmp_path / "gpu-data" / "test").exists()  # held-out tracks stay out
+    info = sf.info(files[0])
+    assert info.channels == 1 and abs(info.duration - 1.0) < 0.01
+    again = run("gpu_corpus.py", "--root", corpus, "--out", tmp_path / "gpu-data", "--tracks", 2, "--seconds", 1,
+                cwd=tmp_path)  # fmt: skip
+    assert again.splitlines()[-1] == out.splitlines()[-1]  # a second run writes nothing new

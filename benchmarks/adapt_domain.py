@@ -32,7 +32,8 @@ import torch
 
 from declip.data.audio_files import find_audio
 from declip.data.recordings import scan_recordings
-from declip.inference.restore import LoadedModel, restore_array
+from declip.inference.loaded import LoadedModel
+from declip.inference.restore import restore_array
 from declip.losses import SupervisedLoss
 from declip.physics import Clipping, sdr, threshold_for_sdr
 from declip.training.adapt import AdaptSettings, adapt

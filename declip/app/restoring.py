@@ -17,7 +17,8 @@ import torch
 
 from declip.app.clipping import ClippingSummary, summarise_clipping
 from declip.errors import ConfigError
-from declip.inference.restore import LoadedModel, restore_file
+from declip.inference.loaded import LoadedModel
+from declip.inference.restore import restore_file
 
 MODELS_KEPT = 3  # loaded models kept in memory, the most recently used
 

@@ -2,7 +2,8 @@
 
 from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import ClipLevel, detect_clip_level
-from declip.inference.restore import LoadedModel, RestoreReport, restore_array
+from declip.inference.loaded import LoadedModel
+from declip.inference.restore import RestoreReport, restore_array
 
 __all__ = [
     "ClipLevel",

@@ -6,7 +6,7 @@ import contextlib
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +16,13 @@ import torchaudio.functional as AF
 from torch import Tensor
 
 from declip.errors import ConfigError
-from declip.inference.chunks import receptive_field, restore_chunked
 from declip.inference.detect import detect_clip_level_blocks
 from declip.inference.measurement import measure
 from declip.inference.methods import RestoreMethod
-from declip.inference.precision import resolve
 from declip.inference.prefetch import ordered_map, prefetched
 from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
 from declip.inference.wavwrite import FloatWavWriter
-from declip.models import Declipper
 from declip.physics import Clipping
-from declip.zoo.registry import DEFAULT_MODEL
 
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 # network windows (seconds, windows per call) by device: the fastest measured (docs/benchmarks.md)
@@ -36,68 +32,6 @@ WINDOWS = {"cpu": (2.0, 16), "cuda": (10.0, 64)}
 def default_windows(device: torch.device | str) -> tuple[float, int]:
     """``(chunk_seconds, batch_size)`` for a model on ``device``."""
     return WINDOWS.get(torch.device(device).type, WINDOWS["cpu"])
-
-
-@dataclass
-class LoadedModel:
-    """A trained declipper with what inference needs to know about it."""
-
-    model: Declipper
-    sample_rate: int
-    channels: int
-    hop: int
-    context: int
-    info: dict = field(default_factory=dict)  # config.json of a released model: regime, scores, ...
-    precision: str = "fp32"  # or "bf16" (autocast); see declip.inference.precision
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LoadedModel:
-        from declip.training import DeclipModule
-        from declip.training.checkpoint import refusal, safe_types
-
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such model file; pass a Lightning .ckpt written by declip fit")
-        try:  # weights_only: a crafted file is refused, never run
-            with safe_types():
-                module = DeclipModule.load_from_checkpoint(path, map_location=device, weights_only=True)
-        except Exception as error:  # torch.load and Lightning raise many kinds for a foreign or broken file
-            raise refusal(path, error) from error
-        info = {"regime": module.regime, "checkpoint": str(path)}
-        return cls.from_module_model(module.model.eval(), module.hparams.sample_rate, module.channels, info)
-
-    @classmethod
-    def from_module_model(
-        cls, model: Declipper, sample_rate: int, channels: int, info: dict | None = None
-    ) -> LoadedModel:
-        hop = getattr(model.backbone, "hop", 1)
-        context = receptive_field(model, channels) + hop
-        return cls(model, sample_rate, channels, hop, context, dict(info or {}))
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters(), torch.empty(0)).device
-
-    def with_precision(self, precision: str) -> LoadedModel:
-        """This model computing in ``precision`` (``auto``, ``fp32``, ``bf16``; see :func:`resolve`)."""
-        return replace(self, precision=resolve(precision, self.model, self.channels, self.device))
-
-    def estimate(
-        self,
-        items: Tensor,
-        physics: Clipping,
-        chunk: int,
-        batch_size: int,
-        progress: Callable | None = None,
-        span: tuple[int, int] | None = None,
-    ) -> Tensor:
-        """The network's output for ``items`` ``(n, channels, time)`` at the model's rate, in chunks
-        (only in ``span`` when given)."""
-        return restore_chunked(
-            self.model, items, physics, chunk, self.context, self.hop, batch_size, progress,
-            skip_unclipped=True,  # the projection keeps y wherever nothing is clipped
-            precision=self.precision, span=span,
-        )  # fmt: skip
 
 
 @dataclass
@@ -411,42 +345,3 @@ def _publish(written: Path, target: Path, overwrite: bool) -> None:
         os.replace(written, target)
         return
     written.unlink()
-
-
-def restore(
-    audio: str | Path | np.ndarray | Tensor,
-    model: str | Path | RestoreMethod = DEFAULT_MODEL,
-    sample_rate: int | None = None,
-    output: str | Path | None = None,
-    threshold: float | None = None,
-    precision: str = "auto",
-    **options,
-):
-    """Restore clipped audio: the function behind ``declip restore``.
-
-    - ``audio`` an array ``(frames, channels)`` (or a tensor ``(channels, frames)``) with
-      ``sample_rate``: returns the restored array (or tensor) of the same shape.
-    - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
-      line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``,
-      ``decode_threads``, ``workers``).
-
-    ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
-    ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.
-    ``precision`` applies to a model loaded here (``auto``, ``fp32``, ``bf16``); a loaded model keeps its own.
-    """
-    if isinstance(model, (str, Path)):
-        from declip.zoo import load_model
-
-        model = load_model(model, precision=precision)
-    if isinstance(audio, (str, Path)):
-        if output is None:
-            raise ConfigError("restoring a file needs an output path")
-        return restore_file(audio, output, model, threshold, **options)
-    if sample_rate is None:
-        raise ConfigError("restoring an array needs its sample_rate")
-    if isinstance(audio, np.ndarray):
-        tensor = torch.from_numpy(np.atleast_2d(audio.T).astype(np.float32))
-        restored, _ = restore_array(tensor, sample_rate, model, threshold, **options)
-        return restored.numpy().T.reshape(audio.shape)
-    restored, _ = restore_array(audio, sample_rate, model, threshold, **options)
-    return restored

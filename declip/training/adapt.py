@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import lightning as L
 import torch
@@ -29,8 +29,22 @@ from torch.utils.data import DataLoader
 from declip.config import instantiate
 from declip.data.recordings import ClippedRecordings, Recording
 from declip.errors import ConfigError
-from declip.inference.restore import LoadedModel
+from declip.models import Declipper
 from declip.training.module import DeclipModule
+
+
+class TrainedModel(Protocol):
+    """What adaptation needs of a trained model (:class:`declip.inference.LoadedModel` is one): the network,
+    its rate, channels and hop, and its ``info``; a dataclass, so the adapted copy is ``replace(model, ...)``."""
+
+    model: Declipper
+    sample_rate: int
+    channels: int
+    hop: int
+    info: dict
+
+
+M = TypeVar("M", bound=TrainedModel)
 
 # re-clipping alone, g up to 8: the only objective measured to improve held-out restorations (speech,
 # music, SQAM); MC + EI, MC alone and their variants did not (docs/results.md)
@@ -167,14 +181,15 @@ class BestState(L.Callback):
 
 
 def adapt(
-    model: LoadedModel,
+    model: M,
     recordings: list[Recording],
     settings: AdaptSettings,
     progress: bool = True,
     callbacks: Sequence[L.Callback] = (),
-) -> tuple[LoadedModel, AdaptReport]:
+) -> tuple[M, AdaptReport]:
     """Fine-tune a copy of ``model`` on ``recordings`` with ``settings.losses`` (re-clipping by default);
-    returns the adapted model (its best state) and a report. Ctrl-C stops it keeping the best state."""
+    returns the adapted model (a copy of ``model`` holding the best state; its other fields as they were)
+    and a report. Ctrl-C stops it keeping the best state."""
     settings.check()
     if model.sample_rate is None:
         raise ConfigError("only a trained network can be adapted (not a classical method)")
@@ -224,10 +239,7 @@ def adapt(
     seconds = time.perf_counter() - start
     if best.state is not None:
         module.model.load_state_dict(best.state)
-    adapted = LoadedModel.from_module_model(
-        module.model.to(device).eval(), model.sample_rate, model.channels, dict(model.info)
-    )
-    adapted.precision = model.precision
+    adapted = dataclasses.replace(model, model=module.model.to(device).eval(), info=dict(model.info))
     report = AdaptReport(
         steps=trainer.global_step,
         seconds=round(seconds, 1),

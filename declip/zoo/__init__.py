@@ -1,6 +1,6 @@
 """The model zoo: released declippers by name, the Hub layout, one loader, export and push.
 
-Attributes load lazily: ``declip.inference`` reads the registry without importing the loader."""
+Attributes load lazily: ``declip restore`` reads the default name without importing the loader."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-import declip
+from declip._version import __version__
 from declip.errors import ConfigError
 from declip.training.checkpoint import load_checkpoint
 from declip.zoo.card import render
@@ -39,7 +39,7 @@ def model_config(checkpoint: dict[str, Any], metrics: dict | None = None) -> dic
     weights = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     corpus = data.get("corpus", {})
     return {
-        "declip_version": declip.__version__,
+        "declip_version": __version__,
         "sample_rate": hparams["sample_rate"],
         "channels": hparams["backbone"]["init_args"].get("channels", 1),
         "backbone": hparams["backbone"],
@@ -112,7 +112,7 @@ def write_folder(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        save_file(weights, tmp / WEIGHTS, metadata={"format": "pt", "declip_version": declip.__version__})
+        save_file(weights, tmp / WEIGHTS, metadata={"format": "pt", "declip_version": __version__})
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         if training_config is not None:
             (tmp / TRAINING_CONFIG).write_text(yaml.safe_dump(training_config, sort_keys=False))
@@ -142,7 +142,7 @@ def export_adapted(
     out = Path(out)
     check_target(out, overwrite)
     config = dict(base_config)
-    config["declip_version"] = declip.__version__
+    config["declip_version"] = __version__
     config["metrics"] = {}
     files = report["files"]
     config["adapted"] = {

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from declip.config import instantiate
 from declip.errors import ConfigError
-from declip.inference.restore import LoadedModel
+from declip.inference.loaded import LoadedModel
 from declip.models import Declipper
 from declip.zoo import hub
 from declip.zoo.layout import WEIGHTS, read_config, sha256

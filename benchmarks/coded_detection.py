@@ -24,9 +24,10 @@ import torch
 
 from declip.data.codecs import code
 from declip.inference.analysis import measure_array
+from declip.metrics import DEFAULT_LEVELS
 from declip.physics import threshold_for_sdr
 
-LEVELS = (1, 3, 5, 7, 10, 15, 20)
+LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
 CODECS = {"mp3": 128, "opus": 96}
 
 

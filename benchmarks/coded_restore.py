@@ -31,10 +31,11 @@ from declip.data.codecs import code
 from declip.inference.analysis import restore_measured
 from declip.inference.measurement import Measurement
 from declip.inference.restore import restore_array
+from declip.metrics import DEFAULT_LEVELS
 from declip.physics import Clipping, sdr, threshold_for_sdr
 from declip.zoo import load_model
 
-LEVELS = (1, 3, 5, 7, 10, 15, 20)
+LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
 KBPS = {"mp3": 128, "opus": 96}
 
 

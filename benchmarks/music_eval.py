@@ -18,20 +18,21 @@ import json
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 
 from declip.config import instantiate
+from declip.metrics import DEFAULT_LEVELS
 from declip.training import DeclipModule
+from declip.training.checkpoint import load_checkpoint
 from declip.zoo import load_model
 
-LEVELS = [1, 3, 5, 7, 10, 15, 20]
+LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
 
 
 def load(model: str) -> tuple[DeclipModule, int | None]:
     """A module to test and its training step, from a ``.ckpt`` or a released model."""
     if model.endswith(".ckpt"):
-        step = torch.load(model, map_location="cpu", weights_only=True)["global_step"]
+        step = load_checkpoint(model)["global_step"]
         return DeclipModule.load_from_checkpoint(model, map_location="cpu"), step
     loaded = load_model(model, precision="fp32")
     step = loaded.info.get("training", {}).get("global_step")

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import torch
 import yaml
 
 from declip.data import SyntheticDataModule
 from declip.training import DeclipModule
+from declip.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIMES = {
@@ -52,7 +52,7 @@ def train(name: str, config: str, ei_args: dict, runs: Path, steps: int, extra: 
     config_path = derived_config(config, ei_args, run_dir)
     found = sorted(run_dir.glob("lightning_logs/version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
     last = found[-1] if found else run_dir / "lightning_logs/version_0/checkpoints/last.ckpt"
-    if last.exists() and torch.load(last, map_location="cpu", weights_only=True)["global_step"] >= steps:
+    if last.exists() and load_checkpoint(last)["global_step"] >= steps:
         return last
     command = [
         sys.executable, "-m", "declip", "fit", "--config", str(config_path), f"--trainer.max_steps={steps}",

@@ -14,6 +14,10 @@ from torch import Tensor
 
 from declip.errors import ConfigError
 
+# float rounding around a clip level: samples within this (relative) of the level count as at it
+# (16-bit steps are 3e-5 at full scale)
+LEVEL_TOLERANCE = 1e-5
+
 
 @dataclass(frozen=True)
 class ClipMasks:
@@ -55,6 +59,12 @@ class Clipping:
             raise ConfigError("clipping threshold must be positive; got a value <= 0")
         if not bool((self.low < 0).all()):
             raise ConfigError("lower clipping threshold must be negative; got a value >= 0")
+
+    @classmethod
+    def at_level(cls, threshold: float, channels: int) -> Clipping:
+        """Symmetric clipping at a level given by hand, for ``channels`` channels: samples within
+        :data:`LEVEL_TOLERANCE` (relative) of it count as at it (integer formats store 0.3 as 0.29999...)."""
+        return cls(torch.full((channels, 1), float(threshold) * (1 - LEVEL_TOLERANCE)))
 
     def __call__(self, x: Tensor) -> Tensor:
         """Clip ``x``: :math:`\\eta(x)`, same shape as ``x``."""

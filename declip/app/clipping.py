@@ -86,7 +86,7 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         else:
             if threshold <= 0:
                 raise ConfigError(f"clip level must be positive; got {threshold}")
-            physics, detected = Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
+            physics, detected = Clipping.at_level(threshold, channels), None
         measurement = measure(physics, detected, channels, blocks)
         physics = measurement.physics
         counts = {"high": torch.zeros(channels, dtype=torch.long), "low": torch.zeros(channels, dtype=torch.long)}

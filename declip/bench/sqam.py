@@ -20,7 +20,7 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 
 from declip.errors import ConfigError
 from declip.inference.restore import restore_array
-from declip.physics import sdr, threshold_for_sdr
+from declip.physics import LEVEL_TOLERANCE, sdr, threshold_for_sdr
 
 LEVELS = (1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0)
 PUBLISHED = {  # mean ΔSDR of the study's released results (SQAM README of the benchmark data)
@@ -95,7 +95,7 @@ def score(name: str, method, files: list[Path], levels: tuple[float, ...] = LEVE
             scores.wall_seconds += time.perf_counter() - start
             scores.audio_seconds += x.shape[1] / rate
             x_hat = x_hat.double()
-            mask = y.abs() >= theta * (1 - 1e-5)
+            mask = y.abs() >= theta * (1 - LEVEL_TOLERANCE)
             gain = float(sdr(x, x_hat) - sdr(x, y))
             scores.per_file[file.stem][level] = gain
             sums["sdr"].setdefault(level, []).append(gain)

@@ -23,6 +23,7 @@ from declip.data.audio_files import AudioInfo, AudioSource, find_audio, probe
 from declip.data.segments import read_segment
 from declip.errors import ConfigError
 from declip.inference.detect import detect_clip_level_blocks
+from declip.physics import Clipping
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ def scan_recordings(
         except (ValueError, RuntimeError, OSError, sf.LibsndfileError) as error:
             failures.append((source.name, f"unreadable audio ({error})"))
             continue
-        if threshold is not None:  # the user's level; samples within 1e-5 of it count as at it
-            high = torch.full((info.channels, 1), float(threshold) * (1 - 1e-5))
+        if threshold is not None:  # the user's level; within LEVEL_TOLERANCE of it counts as at it
+            high = Clipping.at_level(threshold, info.channels).high
             clipped = (level.high[:, 0] >= high[:, 0]) | (-level.low[:, 0] >= high[:, 0])
             recordings.append(Recording(info, high, -high, clipped))
             continue

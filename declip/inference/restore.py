@@ -132,13 +132,13 @@ def _check_finite(block: Tensor) -> None:
 
 def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tuple[Clipping, bool | None]:
     """The clipping operator: detected from ``blocks`` (read once, or twice when needed), or at ``threshold`` for every
-    channel (samples within 1e-5 of it count as at it: integer formats store 0.3 as 0.29999...)."""
+    channel (see :meth:`Clipping.at_level`)."""
     if threshold is None:
         level = detect_clip_level_blocks(blocks)
         return Clipping(level.high, level.low), level.any
     if not (math.isfinite(threshold) and threshold > 0):
         raise ConfigError(f"threshold must be a positive finite number; got {threshold}")
-    return Clipping(torch.full((channels, 1), float(threshold) * (1 - 1e-5))), None
+    return Clipping.at_level(threshold, channels), None
 
 
 def _device(model: RestoreMethod) -> torch.device:

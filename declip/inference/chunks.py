@@ -16,7 +16,12 @@ from declip.physics import Clipping
 def receptive_field(model: Declipper, channels: int, probe: int = 1 << 16) -> int:
     """How far (in samples, each side) an output sample depends on the input: the extent of the
     gradient of the centre output. Finite for convolutional backbones; the whole probe for
-    recurrent or attention bottlenecks (then chunked and one-pass results differ slightly)."""
+    recurrent or attention bottlenecks (then chunked and one-pass results differ slightly). A backbone
+    that declares its ``receptive_field`` (one whose output on reliable samples is exactly zero, so
+    a probe there sees nothing) is taken at its word."""
+    declared = getattr(getattr(model, "backbone", None), "receptive_field", None)
+    if declared is not None:
+        return int(declared)
     device = next(model.parameters(), torch.empty(0)).device
     y = (torch.randn(1, channels, probe, device=device) * 0.3).clamp(-0.5, 0.5).requires_grad_()
     physics = Clipping(torch.tensor(0.5, device=device))

@@ -101,3 +101,12 @@ def test_bad_settings_stop_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as error:
         small(**kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_restoration_context_covers_one_window():
+    """Its output on reliable samples is exactly zero, so a gradient probe centred on one sees nothing:
+    the context chunked restoration uses comes from the declared receptive field (one window)."""
+    from declip.inference import LoadedModel
+
+    loaded = LoadedModel.from_module_model(Declipper(small()), 16000, 1)
+    assert loaded.context >= 512 and loaded.hop == 128

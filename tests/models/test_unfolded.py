@@ -110,3 +110,27 @@ def test_restoration_context_covers_one_window():
 
     loaded = LoadedModel.from_module_model(Declipper(small()), 16000, 1)
     assert loaded.context >= 512 and loaded.hop == 128
+
+
+def test_export_and_load_round_trip(tmp_path):
+    import lightning as L
+
+    from declip.data import SyntheticDataModule
+    from declip.training import DeclipModule
+    from declip.zoo import load_model
+    from declip.zoo.export import export_checkpoint
+
+    module = DeclipModule(small(), [ReclipLoss(g_max=4.0)], lr=0.05, sample_rate=16000)
+    trainer = L.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                        limit_val_batches=0, enable_model_summary=False)  # fmt: skip
+    trainer.fit(module, SyntheticDataModule(length=1024, batch_size=2))
+    assert bool((module.model.backbone.offset != 0).any())  # it trained
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    folder = export_checkpoint(checkpoint, tmp_path / "model")
+    loaded = load_model(folder, precision="fp32")
+    x = sparse_signal(3000, 3)[None, None]
+    physics = Clipping(threshold_for_sdr(x, 5.0)[:, None, None])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(physics(x), physics), module.model(physics(x), physics))

@@ -93,6 +93,11 @@ RULES = [
         "--regimes mc --test-size 70 --model.backbone.init_args.hidden=32 --data.init_args.val_size=8",
     ),
     Rule("python benchmarks/music_eval.py", append="--test-items 7"),
+    Rule(
+        "python benchmarks/heldout_eval.py",
+        ((r"--per-level \d+", "--per-level 1"), (r"--seconds [\d.]+", "--seconds 0.5")),
+        "--levels 20",
+    ),
     Rule("python benchmarks/adapt_sqam.py", (STEPS, (r"--levels [\d,]+", "--levels 20")), "--files 1"),
     Rule("python benchmarks/make_speech.py", append="--files 6 --words 6"),
     Rule("python benchmarks/adapt_domain.py", (STEPS,), "--eval 1 --levels 20"),

@@ -46,8 +46,31 @@ class RestoreMethod(Protocol):
         ...
 
 
+class _Classical:
+    """A restorer ``settings(y, physics)`` run on whole blocks (no network windows), on ``device``."""
+
+    device: str
+    settings: Callable[[Tensor, Clipping], Tensor]
+
+    def estimate(
+        self,
+        items: Tensor,
+        physics: Clipping,
+        chunk: int,
+        batch_size: int,
+        progress: Callable | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> Tensor:
+        """The estimate of ``items`` ``(n, channels, time)`` (``chunk``, ``batch_size``, ``span`` unused)."""
+        device = self.device
+        estimate = self.settings(items.to(device), Clipping(physics.high.to(device), physics.low.to(device)))
+        if progress is not None:
+            progress(1, 1)
+        return estimate.cpu()
+
+
 @dataclass
-class ASPADEMethod:
+class ASPADEMethod(_Classical):
     """The A-SPADE baseline (``declip restore --method aspade``): any rate, each channel on its own.
 
     ``context`` is one window, so streaming blocks see every frame that touches them; frames run
@@ -67,25 +90,9 @@ class ASPADEMethod:
     def context(self) -> int:
         return self.settings.window
 
-    def estimate(
-        self,
-        items: Tensor,
-        physics: Clipping,
-        chunk: int,
-        batch_size: int,
-        progress: Callable | None = None,
-        span: tuple[int, int] | None = None,
-    ) -> Tensor:
-        """A-SPADE's estimate of ``items`` ``(n, channels, time)`` (``chunk``, ``batch_size``, ``span`` unused)."""
-        device = self.device
-        estimate = self.settings(items.to(device), Clipping(physics.high.to(device), physics.low.to(device)))
-        if progress is not None:
-            progress(1, 1)
-        return estimate.cpu()
-
 
 @dataclass
-class SplineMethod:
+class SplineMethod(_Classical):
     """Cubic interpolation of each clipped run from its reliable neighbours (``declip restore --method
     spline``): any rate, each channel on its own, far faster than real time. ``context`` bounds the
     clipped runs that streaming blocks restore exactly as one pass (longer runs are rare)."""
@@ -97,18 +104,3 @@ class SplineMethod:
     info: dict = field(default_factory=lambda: {"regime": "spline"})
     hop: int = 1
     context: int = 8192
-
-    def estimate(
-        self,
-        items: Tensor,
-        physics: Clipping,
-        chunk: int,
-        batch_size: int,
-        progress: Callable | None = None,
-        span: tuple[int, int] | None = None,
-    ) -> Tensor:
-        """The spline estimate of ``items`` ``(n, channels, time)`` (``chunk``, ``batch_size``, ``span`` unused)."""
-        estimate = self.settings(items, physics)
-        if progress is not None:
-            progress(1, 1)
-        return estimate

@@ -42,6 +42,29 @@ def _match_channels(x: Tensor, channels: int) -> Tensor:
     return x[:channels]
 
 
+def audible(x: Tensor, silence_db: float) -> bool:
+    """Whether the mean power of ``x`` is above ``silence_db`` (dB)."""
+    return bool(10 * torch.log10(x.pow(2).mean() + 1e-20) > silence_db)
+
+
+def gain_and_clip(
+    x: Tensor,
+    levels: ClipLevels,
+    gain_db_range: tuple[float, float],
+    clean_targets: bool,
+    index: int,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """A training item from a clean segment: a random gain in ``gain_db_range`` (dB), then clipping at
+    a level drawn by ``levels``; the clean ``x`` is kept only with ``clean_targets``."""
+    low, high = gain_db_range
+    gain_db = low + (high - low) * float(torch.rand(1, generator=generator))
+    item = levels.clip(x * 10 ** (gain_db / 20), index, generator)
+    if not clean_targets:
+        del item["x"]
+    return item
+
+
 class ClippedSegments(Dataset):
     """Segments of ``length`` samples at ``sample_rate``, clipped by ``levels``.
 
@@ -134,13 +157,8 @@ class ClippedSegments(Dataset):
             except (RuntimeError, OSError) as error:
                 log.warning("item %d: skipping a segment that failed to decode (%s)", index, error)
                 continue
-            if 10 * torch.log10(x.pow(2).mean() + 1e-20) > self.silence_db:
+            if audible(x, self.silence_db):
                 break
         else:
             raise RuntimeError(f"no audible segment found in {MAX_TRIES} tries (item {index}); is the corpus silent?")
-        low, high = self.gain_db_range
-        gain_db = low + (high - low) * float(torch.rand(1, generator=generator))
-        item = self.levels.clip(x * 10 ** (gain_db / 20), index, generator)
-        if not self.clean_targets:
-            del item["x"]
-        return item
+        return gain_and_clip(x, self.levels, self.gain_db_range, self.clean_targets, index, generator)

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from declip.data.object_store import allow_plain_http_endpoint
 from declip.data.pieces import decode_piece
 from declip.data.seeding import item_generator
-from declip.data.segments import MARGIN, MAX_TRIES, _match_channels
+from declip.data.segments import MARGIN, MAX_TRIES, _match_channels, audible, gain_and_clip
 
 
 class SegmentDraw:
@@ -37,15 +37,10 @@ class SegmentDraw:
         return torch.nn.functional.pad(x, (0, self.length - x.shape[1]))
 
     def audible(self, x: Tensor) -> bool:
-        return bool(10 * torch.log10(x.pow(2).mean() + 1e-20) > self.silence_db)
+        return audible(x, self.silence_db)
 
     def clip(self, x: Tensor, index: int, generator: torch.Generator) -> dict[str, Tensor]:
-        low, high = self.gain_db_range
-        gain_db = low + (high - low) * float(torch.rand(1, generator=generator))
-        item = self.levels.clip(x * 10 ** (gain_db / 20), index, generator)
-        if not self.clean_targets:
-            del item["x"]
-        return item
+        return gain_and_clip(x, self.levels, self.gain_db_range, self.clean_targets, index, generator)
 
 
 class StreamedSegments(StreamingDataset):

@@ -28,8 +28,8 @@ import soundfile as sf
 import torch
 
 from declip.data.codecs import code
+from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
-from declip.inference.measurement import Measurement
 from declip.inference.restore import restore_array
 from declip.metrics import DEFAULT_LEVELS
 from declip.physics import Clipping, sdr, threshold_for_sdr

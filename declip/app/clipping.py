@@ -1,7 +1,7 @@
 """The detection result the page shows: clip level, share of clipped samples and kind, per channel.
 
-Found as ``declip restore`` finds it: plateau detection (:mod:`declip.inference.detect`), else the
-coded-level estimate (:func:`declip.inference.measurement.measure`), or the level given by hand."""
+Found as ``declip restore`` finds it: plateau detection (:mod:`declip.detection.plateaus`), else the
+coded-level estimate (:func:`declip.detection.measurement.measure`), or the level given by hand."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from declip.detection.coded import DESCRIPTIONS
+from declip.detection.measurement import measure
+from declip.detection.plateaus import detect_clip_level_blocks
 from declip.errors import ConfigError
-from declip.inference.detect import detect_clip_level_blocks
-from declip.inference.detect_coded import DESCRIPTIONS
-from declip.inference.measurement import measure
 from declip.inference.reading import read_blocks
 from declip.physics import Clipping
 
@@ -31,7 +31,7 @@ class ClippingSummary:
     high: list[float]
     low: list[float]
     share: list[float]
-    kind: list[str]  # declip.inference.detect_coded.KINDS, or "given"
+    kind: list[str]  # declip.detection.coded.KINDS, or "given"
     confidence: list[float]
     clipped_high: list[bool]
     clipped_low: list[bool]

@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 
 from declip.data.audio_files import AudioInfo, AudioSource, find_audio, probe
 from declip.data.segments import read_segment
+from declip.detection.plateaus import detect_clip_level_blocks
 from declip.errors import ConfigError
-from declip.inference.detect import detect_clip_level_blocks
 from declip.physics import Clipping
 
 log = logging.getLogger(__name__)

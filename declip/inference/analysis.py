@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from declip.detection.coded import DESCRIPTIONS
+from declip.detection.measurement import Measurement, measure
+from declip.detection.plateaus import detect_clip_level
 from declip.errors import ConfigError
-from declip.inference.detect import detect_clip_level
-from declip.inference.detect_coded import DESCRIPTIONS
-from declip.inference.measurement import Measurement, measure
 from declip.physics import Clipping
 
 

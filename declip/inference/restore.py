@@ -15,9 +15,9 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from declip.detection.measurement import measure
+from declip.detection.plateaus import detect_clip_level_blocks
 from declip.errors import ConfigError
-from declip.inference.detect import detect_clip_level_blocks
-from declip.inference.measurement import measure
 from declip.inference.methods import RestoreMethod
 from declip.inference.prefetch import ordered_map, prefetched
 from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
@@ -42,7 +42,7 @@ class RestoreReport:
     clipped_fraction: float
     peak_in: float
     peak_out: float
-    kind: str = "hard"  # see declip.inference.detect_coded.KINDS; "given" for a level given by hand
+    kind: str = "hard"  # see declip.detection.coded.KINDS; "given" for a level given by hand
     confidence: float = 1.0
 
 

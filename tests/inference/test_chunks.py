@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from declip.detection.plateaus import detect_clip_level
 from declip.inference.chunks import chunk_plan, receptive_field, restore_chunked
-from declip.inference.detect import detect_clip_level
 from declip.models import MLP, Declipper, Demucs, UNet, UnfoldedSPADE
 from declip.physics import Clipping
 from tests.conftest import music

@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from declip.inference.detect import detect_clip_level, detect_clip_level_blocks
+from declip.detection.plateaus import detect_clip_level, detect_clip_level_blocks
 from declip.physics import Clipping, threshold_for_sdr
 from tests.conftest import music
 

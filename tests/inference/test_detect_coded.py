@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from declip.data.codecs import code
+from declip.detection.coded import estimate_clip_level, estimate_clip_level_blocks
+from declip.detection.plateaus import detect_clip_level
 from declip.inference.analysis import analyze_array, measure_array
-from declip.inference.detect import detect_clip_level
-from declip.inference.detect_coded import estimate_clip_level, estimate_clip_level_blocks
 from declip.inference.restore import _estimate, default_windows, restore_array
 from declip.physics import Clipping, threshold_for_sdr
 from declip.zoo import load_model

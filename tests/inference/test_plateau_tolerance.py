@@ -5,8 +5,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from declip.detection.plateaus import detect_clip_level
 from declip.inference import LoadedModel
-from declip.inference.detect import detect_clip_level
 from declip.inference.restore import restore_file
 from declip.models import Declipper
 from declip.physics import Clipping

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+from declip.detection.plateaus import detect_clip_level
 from declip.errors import ConfigError
 from declip.inference import precision
 from declip.inference.chunks import receptive_field, restore_chunked
-from declip.inference.detect import detect_clip_level
 from declip.models import Declipper, UNet
 from declip.physics import Clipping
 from tests.conftest import music

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from declip.inference.detect_coded import DESCRIPTIONS, KINDS, CodedClipLevel, estimate_clip_level_blocks
+from declip.detection.coded import DESCRIPTIONS, KINDS, CodedClipLevel, estimate_clip_level_blocks
 from declip.physics import Clipping
 
 

@@ -1,6 +1,6 @@
 """Clip levels of recordings whose plateaus a codec, a resampler or a gain stage has smeared.
 
-Plateau detection (:mod:`declip.inference.detect`) needs runs of samples at the extreme value.
+Plateau detection (:mod:`declip.detection.plateaus`) needs runs of samples at the extreme value.
 After lossy coding the clipped tops ripple around the level (an MP3 decoder lifts some 5-10 %
 above it), so nothing sits at the extreme. What survives is the amplitude distribution: the
 samples that were clipped pile up in a narrow band around the level, where clean music thins out

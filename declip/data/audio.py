@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from declip.config import config_of, instantiate
 from declip.data.clipping import ClipLevels
 from declip.data.corpus import Corpus, Track
+from declip.data.resumable import training_loader
 from declip.data.segments import ClippedSegments
 from declip.data.stream import StreamingCorpus
 from declip.errors import ConfigError
@@ -88,21 +89,24 @@ class AudioDataModule(L.LightningDataModule):
             clean_targets=True if fixed else hp.clean_targets,
         )  # fmt: skip
 
-    def _loader(self, dataset: Dataset, shuffle: bool, persistent: bool = True) -> DataLoader:
+    def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
         if isinstance(self.corpus, StreamingCorpus):  # the stream shuffles and shards itself
             return self.corpus.loader(dataset, hp.batch_size, hp.num_workers)
         return DataLoader(
-            dataset, batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
-            persistent_workers=persistent and hp.num_workers > 0,
-        )  # fmt: skip
+            dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0
+        )
 
     def train_dataloader(self) -> DataLoader:
-        # workers restart every epoch, so each epoch draws fresh segments (see item_generator)
-        return self._loader(self._dataset("train", self.hparams.train_items, False), True, persistent=False)
+        hp = self.hparams
+        dataset = self._dataset("train", hp.train_items, False)
+        if isinstance(self.corpus, StreamingCorpus):  # litdata's loader resumes mid-epoch itself
+            return self._loader(dataset)
+        # new draw numbers each epoch (new segments); checkpoints keep the place in the epoch
+        return training_loader(dataset, hp.batch_size, hp.num_workers, hp.seed, fresh=True, trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("valid", self.hparams.val_items, True), False)
+        return self._loader(self._dataset("valid", self.hparams.val_items, True))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test", self.hparams.test_items, True), False)
+        return self._loader(self._dataset("test", self.hparams.test_items, True))

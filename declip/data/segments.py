@@ -68,9 +68,10 @@ def gain_and_clip(
 class ClippedSegments(Dataset):
     """Segments of ``length`` samples at ``sample_rate``, clipped by ``levels``.
 
-    ``fixed=False`` (training): item ``i`` is a random track (weighted by duration) and offset, drawn
-    afresh each epoch (see :func:`item_generator`); with ``remix``, each stem comes from its own
-    random track and offset.
+    ``fixed=False`` (training): item ``i`` is draw ``i``, a random track (weighted by duration) and
+    offset drawn from ``(seed, i)``; with ``remix``, each stem comes from its own random track and
+    offset. Any ``i >= 0`` is an item: :class:`~declip.data.resumable.EpochSampler` gives each epoch
+    new draw numbers, so epochs draw new segments, the same in every run.
     ``fixed=True`` (evaluation): items come in blocks of one segment clipped at each of the fixed
     levels; block ``b`` reads track ``b % len(tracks)`` at an offset drawn from ``(seed, b)``: the
     same segments in every run, worker and DDP rank. A track's mixture is its
@@ -101,7 +102,6 @@ class ClippedSegments(Dataset):
         self.tracks, self.length, self.sample_rate, self.channels = tracks, length, sample_rate, channels
         self.levels, self.items, self.seed, self.fixed, self.stream = levels, items, seed, fixed, stream
         self.remix, self.remix_stems = remix, remix_stems
-        self.draws = 0
         self.gain_db_range, self.silence_db, self.clean_targets = gain_db_range, silence_db, clean_targets
         self.weights = torch.tensor([t.seconds for t in tracks], dtype=torch.float64)
 
@@ -147,10 +147,9 @@ class ClippedSegments(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        self.draws += 1
         # evaluation: consecutive items share one segment, clipped at each level in turn
         key = index // len(self.levels.fixed_sdrs or [None]) if self.fixed else index
-        generator = item_generator(self.seed, self.stream, key, fresh=not self.fixed, draw=self.draws)
+        generator = item_generator(self.seed, self.stream, key)
         for attempt in range(MAX_TRIES):
             try:
                 x = self._clean(index, attempt, generator)

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from declip.data.clipping import ClipLevels
+from declip.data.resumable import training_loader
 from declip.errors import ConfigError
 from declip.metrics import DEFAULT_LEVELS
 
@@ -104,24 +105,23 @@ class SyntheticDataModule(L.LightningDataModule):
         hp = self.hparams
         return SyntheticClipping(size, hp.length, hp.channels, levels, seed, hp.max_components)
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
         return DataLoader(
-            dataset,
-            batch_size=hp.batch_size,
-            shuffle=shuffle,
-            num_workers=hp.num_workers,
-            persistent_workers=hp.num_workers > 0,
+            dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset(self.hparams.train_size, self.train_levels, self.hparams.seed), True)
+        # shuffled by (seed, epoch); checkpoints keep the place in the epoch
+        hp = self.hparams
+        dataset = self._dataset(hp.train_size, self.train_levels, hp.seed)
+        return training_loader(dataset, hp.batch_size, hp.num_workers, hp.seed, fresh=False, trainer=self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset(self.hparams.val_size, self.eval_levels, self.hparams.seed + 1), False)
+        return self._loader(self._dataset(self.hparams.val_size, self.eval_levels, self.hparams.seed + 1))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset(self.hparams.test_size, self.eval_levels, self.hparams.seed + 2), False)
+        return self._loader(self._dataset(self.hparams.test_size, self.eval_levels, self.hparams.seed + 2))
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

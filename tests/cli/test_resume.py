@@ -1,17 +1,16 @@
-"""A ``declip fit`` killed with SIGKILL resumes with ``--ckpt_path last`` at the step it had saved."""
+"""A ``declip fit`` killed with SIGKILL resumes with ``--ckpt_path last`` at the step it had saved, data included."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from declip.training.checkpoint import load_checkpoint
+from tests.batch_log import batches
 
 ROOT = Path(__file__).resolve().parents[2]
 FIT = [
@@ -28,32 +27,39 @@ def _scalars(version: Path, tag: str) -> list[int]:
 
 
 def test_sigkilled_fit_resumes_from_the_latest_last_ckpt(tmp_path):
-    first = subprocess.Popen([*FIT, "--trainer.max_steps=100000"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    checkpoints = tmp_path / "lightning_logs/version_0/checkpoints"
-    deadline = time.monotonic() + 300
-    while not any(int(m.group(1)) >= 20 for p in checkpoints.glob("*.ckpt") if (m := re.search(r"step=(\d+)", p.name))):
-        assert first.poll() is None, first.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "the first run saved no checkpoint at step 20 in 300 s"
-        time.sleep(0.2)
-    os.kill(first.pid, signal.SIGKILL)  # no chance to save or clean up, as after a crash or an OOM kill
-    first.wait()
-    first.stderr.close()
-    saved = max(load_checkpoint(p)["global_step"] for p in checkpoints.glob("*.ckpt"))
-    assert saved >= 20
+    def fit(log: str, *extra: str, kill_at_step: int = -1) -> subprocess.CompletedProcess:
+        init_args = f"{{folder: {tmp_path / log}, kill_at_step: {kill_at_step}}}"
+        batch_log = f"{{class_path: tests.batch_log.BatchLog, init_args: {init_args}}}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "default"}  # Lightning's warnings shown
+        command = [*FIT, *extra, f"--trainer.callbacks+={batch_log}"]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
 
-    resumed = subprocess.run([*FIT, f"--trainer.max_steps={saved + 20}", "--ckpt_path", "last"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)  # fmt: skip
+    # killed with SIGKILL before step 25 (no chance to save or clean up, as after a crash or an OOM kill),
+    # after validating and saving last.ckpt at step 20
+    first = fit("run1", "--trainer.max_steps=100000", kill_at_step=25)
+    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
+    checkpoints = tmp_path / "lightning_logs/version_0/checkpoints"
+    saved = max(load_checkpoint(p)["global_step"] for p in checkpoints.glob("*.ckpt"))
+    assert saved == 20
+
+    resumed = fit("run2", f"--trainer.max_steps={saved + 20}", "--ckpt_path", "last")
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output[-3000:]
     assert f"resuming from {checkpoints / 'last.ckpt'} (step {saved})" in output, output[-3000:]
     assert "No checkpoint" not in output and "no last checkpoint" not in output.lower()
+    assert "not resumable" not in output
     version = tmp_path / "lightning_logs/version_1"
     assert load_checkpoint(version / "checkpoints/last.ckpt")["global_step"] == saved + 20
     train_steps = _scalars(version, "train/loss")
     assert train_steps and min(train_steps) > saved, train_steps  # went on from the saved step, not from 0
     assert max(train_steps) >= saved + 15
     assert _scalars(version, "val/delta_sdr"), "the resumed run logged no validation score"
+    # the data stream went on too: steps 20-24 trained on what the killed run had drawn for them, and
+    # nothing trained on before step 20 came again
+    before, after = batches(tmp_path / "run1"), batches(tmp_path / "run2")
+    assert sorted(before) == list(range(25)) and sorted(after) == list(range(saved, saved + 20))
+    assert all(after[step] == before[step] for step in range(saved, 25))
+    assert not {before[step] for step in range(saved)} & set(after.values())
 
 
 def test_last_with_no_earlier_run_trains_from_step_0_and_says_so(tmp_path):

@@ -9,11 +9,13 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from declip.data.audio_files import AUDIO_EXTENSIONS
+from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.precision import PRECISIONS
 from declip.inference.restore import SUBTYPES, restore_file
@@ -59,22 +61,35 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
     return load_model(model, device=device, precision=precision)
 
 
-def _adapted(model, file: Path, steps: int, threshold: float | None):
-    """``model`` fine-tuned on ``file`` for ``steps`` steps, a note, and whether Ctrl-C stopped it.
-    The clip level is ``threshold`` when given, else detected; nothing clipped: no adaptation."""
+class _Adapted(NamedTuple):
+    """The model to restore a file with, a note for its line, whether Ctrl-C stopped the adaptation, and
+    the plateaus found in the file while adapting (restoring it takes them: detected once per file)."""
+
+    model: Any
+    note: str = ""
+    interrupted: bool = False
+    level: ClipLevel | None = None
+
+
+def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted:
+    """``model`` fine-tuned on ``file`` for ``steps`` steps. The clip level is ``threshold`` when given,
+    else detected; nothing clipped: no adaptation."""
     from declip.data.recordings import scan_recordings
     from declip.training.adapt import AdaptSettings, adapt
 
     recordings, failures = scan_recordings([file], threshold)
     if failures:
         raise ConfigError(failures[0][1])
-    if not bool(recordings[0].clipped.any()):
-        return model, "not adapted: no clipping found; ", False
+    recording = recordings[0]
+    if not bool(recording.clipped.any()):
+        return _Adapted(model, "not adapted: no clipping found; ", False, recording.level)
     adapted, report = adapt(model, recordings, AdaptSettings.per_file(steps), progress=False)
     if not report.adapted:  # stopped during warm-up: restore with the base model, and say so
-        return model, f"not adapted: stopped by Ctrl-C after {report.steps} step(s), base model used; ", True
+        note = f"not adapted: stopped by Ctrl-C after {report.steps} step(s), base model used; "
+        return _Adapted(model, note, True, recording.level)
     stopped = " (stopped by Ctrl-C)" if report.interrupted else ""
-    return adapted, f"adapted {report.steps} steps in {report.seconds:.0f} s{stopped}; ", report.interrupted
+    note = f"adapted {report.steps} steps in {report.seconds:.0f} s{stopped}; "
+    return _Adapted(adapted, note, report.interrupted, recording.level)
 
 
 def run_restore(argv: list[str]) -> int:
@@ -150,18 +165,17 @@ def run_restore(argv: list[str]) -> int:
                     claimed[target.resolve()] = file
                     if target.exists() and not args.overwrite:  # before minutes of adaptation, not after
                         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
-                    used, adapted, interrupted = (
-                        _adapted(model, file, args.adapt, threshold) if args.adapt else (model, "", False)
-                    )
-                    account = adapted + restore_file(
-                        file, target, used, threshold=threshold,
+                    adapted = _adapted(model, file, args.adapt, threshold) if args.adapt else _Adapted(model)
+                    account = adapted.note + restore_file(
+                        file, target, adapted.model, threshold=threshold,
                         chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
                         normalize=args.normalize, overwrite=args.overwrite,
                         progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
+                        level=adapted.level,
                     )  # fmt: skip
                     bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
                     restored += 1
-                    if interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
+                    if adapted.interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
                         failures += [(str(f), "not restored: stopped by Ctrl-C") for f, _ in files[position + 1 :]]
                         break
                 except ConfigError as error:

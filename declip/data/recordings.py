@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from declip.data.audio_files import AudioInfo, AudioSource, find_audio, probe
 from declip.data.segments import read_segment
-from declip.detection.plateaus import detect_clip_level_blocks
+from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
 from declip.physics import Clipping
 
@@ -38,6 +38,7 @@ class Recording:
     high: Tensor
     low: Tensor
     clipped: Tensor  # (channels,) bool: any clipping in the channel
+    level: ClipLevel | None = None  # the plateaus detected in the file (restoring it needs them again)
 
     @property
     def name(self) -> str:
@@ -85,10 +86,10 @@ def scan_recordings(
         if threshold is not None:  # the user's level; within LEVEL_TOLERANCE of it counts as at it
             high = Clipping.at_level(threshold, info.channels).high
             clipped = (level.high[:, 0] >= high[:, 0]) | (-level.low[:, 0] >= high[:, 0])
-            recordings.append(Recording(info, high, -high, clipped))
+            recordings.append(Recording(info, high, -high, clipped, level))
             continue
         clipped = level.clipped_high | level.clipped_low
-        recordings.append(Recording(info, level.high, level.low, clipped))
+        recordings.append(Recording(info, level.high, level.low, clipped, level))
     return recordings, failures
 
 

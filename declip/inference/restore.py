@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,8 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from declip.detection.measurement import measure
-from declip.detection.plateaus import detect_clip_level_blocks
+from declip.detection.measurement import Measurement, measure
+from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
 from declip.inference.methods import RestoreMethod
 from declip.inference.prefetch import ordered_map, prefetched
@@ -130,11 +130,15 @@ def _check_finite(block: Tensor) -> None:
         raise ConfigError("the audio has NaN or infinite samples; repair or remove them first")
 
 
-def _physics_for(threshold: float | None, channels: int, blocks: Callable) -> tuple[Clipping, bool | None]:
-    """The clipping operator: detected from ``blocks`` (read once, or twice when needed), or at ``threshold`` for every
-    channel (see :meth:`Clipping.at_level`)."""
+def _physics_for(
+    threshold: float | None, channels: int, blocks: Callable, level: ClipLevel | None = None
+) -> tuple[Clipping, bool | None]:
+    """The clipping operator: at ``threshold`` for every channel (see :meth:`Clipping.at_level`), else
+    at the plateaus of ``level``, else at those detected in ``blocks`` (read once, or twice when needed)."""
     if threshold is None:
-        level = detect_clip_level_blocks(blocks)
+        if level is not None and level.high.shape[0] != channels:
+            raise ConfigError(f"the clip level given is for {level.high.shape[0]} channel(s); the audio has {channels}")
+        level = detect_clip_level_blocks(blocks) if level is None else level
         return Clipping(level.high, level.low), level.any
     if not (math.isfinite(threshold) and threshold > 0):
         raise ConfigError(f"threshold must be a positive finite number; got {threshold}")
@@ -189,6 +193,7 @@ def restore_file(
     block_seconds: float = BLOCK_SECONDS,
     decode_threads: int = DECODE_THREADS,
     workers: int | None = None,
+    level: ClipLevel | None = None,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -200,10 +205,49 @@ def restore_file(
     (scale down, reported). A FLAC, WAV or AIFF file is read ``decode_threads`` blocks at a time; ``workers``
     blocks are restored side by side (default: 8 on a GPU, 2 on a CPU; one for an Ogg or MP3 source
     read as it is), each on the model's
-    device from reading to writing. Network windows as in :func:`restore_array`. Raises
-    ``ConfigError`` on bad input."""
+    device from reading to writing. Network windows as in :func:`restore_array`. ``level``: the
+    plateaus :func:`~declip.detection.plateaus.detect_clip_level_blocks` found in ``file``, when the
+    caller has them already (``declip restore --adapt``): not detected again; ``threshold`` takes
+    precedence. Raises ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
+    _check_target(file, target, subtype, overwrite)
+    info = _info(file)
+    rate, channels = info.samplerate, info.channels
+    model_rate = model.sample_rate or rate
+    align = model.hop if rate == model_rate else 1
+    block = math.ceil(block_seconds * rate / align) * align
+    margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
+    device = _device(model)
+    temporary = _Temporaries.beside(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # compressed input is decoded once, into a float WAV that the later passes read
+        decoded = temporary.decoded if threshold is None and not _uncompressed(info) else None
+        source = _Source(file, info, decoded, block, decode_threads, device)
+        measurement, path = _measure(source, channels, threshold, level)
+        frames = info.frames if path == file else sf.info(path).frames  # a decoder's count can be an estimate (MP3)
+        restorer = _BlockRestorer(
+            model, measurement, measurement.physics.to(device), rate, frames, block, margin, chunk_seconds, batch_size,
+            device, check_finite=not source.checked,
+        )  # fmt: skip
+        with SharedReader(path) as reader, FloatWavWriter(temporary.restored, rate, channels) as out:
+            tally = restorer.restore(reader, out, workers or _workers(model), progress)
+        peak, scaled = _write(temporary, target, subtype, normalize, overwrite, tally.peak_out, block)
+    except (OSError, sf.LibsndfileError) as error:
+        raise ConfigError(f"cannot write {target} ({error})") from error
+    finally:
+        temporary.remove()
+    note = "" if tally.clipped else "nothing clipped: copied unchanged; "
+    note = "not restored (saturation): copied unchanged; " if measurement.kind == "soft" else note
+    physics = measurement.physics.to("cpu")
+    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
+    share = 100 * tally.clipped / (frames * channels)
+    account = f"{note}{scaled}clip levels {levels}, {share:.2f} % clipped, peak {tally.peak_in:.3f} -> {peak:.3f}"
+    return f"{measurement.describe()}; {account}"
+
+
+def _check_target(file: Path, target: Path, subtype: str, overwrite: bool) -> None:
     if subtype not in SUBTYPES:
         raise ConfigError(f"subtype must be one of {SUBTYPES}; got {subtype!r}")
     if target.resolve() == file.resolve():
@@ -212,117 +256,179 @@ def restore_file(
         raise ConfigError(f"{target}: outputs are WAV files; name it with .wav")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+
+
+def _info(file: Path):
     try:
         info = sf.info(file)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise ConfigError(f"unreadable audio ({error})") from error
     if info.frames <= 0:
         raise ConfigError("the file holds no samples")
-    rate, channels, frames = info.samplerate, info.channels, info.frames
-    model_rate = model.sample_rate or rate
-    align = model.hop if rate == model_rate else 1
-    block = math.ceil(block_seconds * rate / align) * align
-    margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
-    device = _device(model)
-    workers = workers or _workers(model)
+    return info
 
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    scratch = target.with_name(f".{target.name}.{os.getpid()}.float.tmp")
-    decoded = target.with_name(f".{target.name}.{os.getpid()}.input.tmp")
-    # compressed input is decoded once, into a float WAV that the later passes read
-    source_path = {"path": file, "decode": threshold is None and not _uncompressed(info)}
 
-    def blocks():
-        path, decode = source_path["path"], source_path["decode"]
+@dataclass(frozen=True)
+class _Temporaries:
+    """The files written beside the target while restoring; :meth:`remove` deletes whichever exist."""
+
+    restored: Path  # the restored blocks, float WAV
+    converted: Path  # the restored audio in a PCM subtype
+    decoded: Path  # a compressed input, decoded once
+
+    @classmethod
+    def beside(cls, target: Path) -> _Temporaries:
+        stem = f".{target.name}.{os.getpid()}"
+        return cls(*(target.with_name(f"{stem}.{kind}") for kind in ("float.tmp", "tmp", "input.tmp")))
+
+    def remove(self) -> None:
+        for path in (self.converted, self.restored, self.decoded):
+            with contextlib.suppress(OSError):  # a parent that is not a folder: nothing was written there
+                path.unlink(missing_ok=True)
+
+
+class _Source:
+    """The input file, read in passes of blocks of ``block`` frames: ``(channels, frames)`` tensors on
+    ``device``, every sample checked finite. A compressed file (``decoded`` given) is decoded once: the
+    first whole pass also writes its samples to the float WAV ``decoded``, which later passes and the
+    restoration read instead (:attr:`path`)."""
+
+    def __init__(self, file: Path, info, decoded: Path | None, block: int, threads: int, device: torch.device):
+        self.path, self.checked = file, False  # checked: a whole pass was read, every sample is finite
+        self._pending, self._info, self._block, self._threads, self._device = decoded, info, block, threads, device
+
+    def blocks(self) -> Iterator[Tensor]:
+        """One pass over the samples, read a block ahead in a background thread."""
+        return prefetched(self._pass())
+
+    def settled(self) -> Path:
+        """Where the restoration reads the samples: the decoded copy (decoded now if no pass has read
+        the file yet), or the file itself."""
+        if self._pending is not None:
+            for _ in self.blocks():
+                pass
+        return self.path
+
+    def _pass(self) -> Iterator[Tensor]:
+        decoded = self._pending
         with contextlib.ExitStack() as stack:
-            copy = stack.enter_context(FloatWavWriter(decoded, rate, channels)) if decode else None
+            copy = None
+            if decoded is not None:
+                copy = stack.enter_context(FloatWavWriter(decoded, self._info.samplerate, self._info.channels))
 
             def prepare(start: int, data: np.ndarray) -> Tensor:  # in the decoding thread
                 if copy is not None:
                     copy.write_at(start, data)
-                chunk = _to_device(data, device)
+                chunk = _to_device(data, self._device)
                 _check_finite(chunk)
                 return chunk
 
-            yield from read_blocks(path, block, decode_threads, then=prepare)
-        if decode:
-            source_path.update(path=decoded, decode=False)
+            yield from read_blocks(self.path, self._block, self._threads, then=prepare)
+        if decoded is not None:  # whole and closed: from now on the copy is read
+            self.path, self._pending = decoded, None
+        self.checked = True
 
-    clipped_count, peak_in, peak = 0, 0.0, 0.0
+
+def _measure(
+    source: _Source, channels: int, threshold: float | None, level: ClipLevel | None
+) -> tuple[Measurement, Path]:
+    """The measurement to restore under (see :func:`_physics_for`; no plateaus: the coded estimate, one
+    more pass) and the path the restoration reads."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            physics, detected = _physics_for(threshold, channels, lambda: prefetched(blocks()))
-            measurement = measure(physics, detected, channels, lambda: prefetched(blocks()))
-            physics, detected = measurement.physics, measurement.clipped
-        except (sf.LibsndfileError, RuntimeError) as error:
-            raise ConfigError(f"unreadable audio ({error})") from error
-        if source_path["path"] != file:  # a decoder's frame count can be an estimate (MP3)
-            frames = sf.info(source_path["path"]).frames
-        physics = physics.to(device)
-        starts = range(0, frames, block)
+        physics, detected = _physics_for(threshold, channels, source.blocks, level)
+        measurement = measure(physics, detected, channels, source.blocks)  # no plateaus: a codec's smear?
+        return measurement, source.settled()
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise ConfigError(f"unreadable audio ({error})") from error
 
-        def restore_block(start: int) -> tuple[int, float, float]:  # in a worker thread
-            stop = min(start + block, frames)
-            first, last = max(start - margin, 0), min(stop + margin, frames)
-            window = _to_device(reader.read(first, last - first), device)
-            y = window[:, start - first : stop - first]
-            if threshold is not None:  # else detection has checked every sample
-                _check_finite(window)
-            masks = physics.masks(y)
-            count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
-            restored = y
-            if count and detected is not False:
-                span = (start - first, stop - first)
-                estimate = _estimate(
-                    measurement.input_for_network(window), rate, model, physics, chunk_seconds, batch_size, span=span
-                )
-                restored = physics.project(estimate[:, start - first : stop - first], y, masks)
-            out.write_at(start, _to_host(restored))
-            return count, float(y.abs().max()), float(restored.abs().max())
 
-        with (
-            SharedReader(source_path["path"]) as reader,
-            FloatWavWriter(scratch, rate, channels) as out,
-            contextlib.closing(  # closed first; Ogg and MP3 sources read in order, by one worker
-                ordered_map(restore_block, starts, workers if reader.parallel else 1)
-            ) as restored_blocks,
-        ):
-            for number, (count, block_peak_in, block_peak) in enumerate(restored_blocks):
-                clipped_count += count
-                peak_in, peak = max(peak_in, block_peak_in), max(peak, block_peak)
+@dataclass(frozen=True)
+class _Tally:
+    clipped: int  # samples at or beyond the clip levels, over every channel
+    peak_in: float
+    peak_out: float
+
+
+@dataclass(frozen=True)
+class _BlockRestorer:
+    """Restores a file's ``frames`` in blocks of ``block`` frames, each from a window with ``margin``
+    frames of context on either side, under ``measurement`` (its operator on ``device``: ``physics``)."""
+
+    model: RestoreMethod
+    measurement: Measurement
+    physics: Clipping
+    rate: int
+    frames: int
+    block: int
+    margin: int
+    chunk_seconds: float
+    batch_size: int
+    device: torch.device
+    check_finite: bool  # no pass has checked every sample yet
+
+    def restore(
+        self, reader: SharedReader, out: FloatWavWriter, workers: int, progress: Callable[[int, int], None] | None
+    ) -> _Tally:
+        """Restore the samples ``reader`` reads into ``out``, ``workers`` blocks side by side."""
+        starts = range(0, self.frames, self.block)
+        clipped, peak_in, peak_out = 0, 0.0, 0.0
+        with contextlib.closing(  # Ogg and MP3 sources read in order, by one worker
+            ordered_map(lambda start: self._restore(reader, out, start), starts, workers if reader.parallel else 1)
+        ) as blocks:
+            for number, (count, block_peak_in, block_peak_out) in enumerate(blocks):
+                clipped += count
+                peak_in, peak_out = max(peak_in, block_peak_in), max(peak_out, block_peak_out)
                 if progress is not None:
                     progress(number + 1, len(starts))
-        note = "" if clipped_count else "nothing clipped: copied unchanged; "
-        note = "not restored (saturation): copied unchanged; " if measurement.kind == "soft" else note
-        if subtype == "FLOAT":
-            _publish(scratch, target, overwrite)
-        else:
-            gain = 1.0
-            if peak > 1.0:
-                if not normalize:
-                    raise ConfigError(
-                        f"restored peaks reach {peak:.3f}, above full scale for {subtype}: "
-                        "keep --subtype FLOAT (the default) or add --normalize"
-                    )
-                gain = 0.999 / peak
-                note += f"scaled by {20 * np.log10(gain):.2f} dB to fit {subtype}; "
-            with sf.SoundFile(scratch) as f, sf.SoundFile(tmp, "w", rate, channels, subtype, format="WAV") as out:
-                for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
-                    out.write(data * gain)
-            _publish(tmp, target, overwrite)
-            peak *= gain
-    except (OSError, sf.LibsndfileError) as error:
-        raise ConfigError(f"cannot write {target} ({error})") from error
-    finally:
-        for path in (tmp, scratch, decoded):
-            with contextlib.suppress(OSError):  # a parent that is not a folder: nothing was written there
-                path.unlink(missing_ok=True)
-    physics = physics.to("cpu")
-    levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
-    share = 100 * clipped_count / (frames * channels)
-    account = f"{note}clip levels {levels}, {share:.2f} % clipped, peak {peak_in:.3f} -> {peak:.3f}"
-    return f"{measurement.describe()}; {account}"
+        return _Tally(clipped, peak_in, peak_out)
+
+    def _restore(self, reader: SharedReader, out: FloatWavWriter, start: int) -> tuple[int, float, float]:
+        """Block ``start``: restored and written; its clipped samples and peaks in and out. In a worker thread."""
+        stop = min(start + self.block, self.frames)
+        first, last = max(start - self.margin, 0), min(stop + self.margin, self.frames)
+        window = _to_device(reader.read(first, last - first), self.device)
+        y = window[:, start - first : stop - first]
+        if self.check_finite:
+            _check_finite(window)
+        masks = self.physics.masks(y)
+        count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
+        restored = y
+        if count and self.measurement.clipped is not False:
+            network_input = self.measurement.input_for_network(window)
+            estimate = _estimate(
+                network_input, self.rate, self.model, self.physics, self.chunk_seconds, self.batch_size,
+                span=(start - first, stop - first),
+            )  # fmt: skip
+            restored = self.physics.project(estimate[:, start - first : stop - first], y, masks)
+        out.write_at(start, _to_host(restored))
+        return count, float(y.abs().max()), float(restored.abs().max())
+
+
+def _write(
+    temporary: _Temporaries, target: Path, subtype: str, normalize: bool, overwrite: bool, peak: float, block: int
+) -> tuple[float, str]:
+    """Publish the restored float WAV as ``target`` in ``subtype``, scaled down to fit a PCM subtype if
+    ``normalize``; returns the output's peak and a note of the scaling."""
+    if subtype == "FLOAT":
+        _publish(temporary.restored, target, overwrite)
+        return peak, ""
+    gain, note = 1.0, ""
+    if peak > 1.0:
+        if not normalize:
+            raise ConfigError(
+                f"restored peaks reach {peak:.3f}, above full scale for {subtype}: "
+                "keep --subtype FLOAT (the default) or add --normalize"
+            )
+        gain = 0.999 / peak
+        note = f"scaled by {20 * np.log10(gain):.2f} dB to fit {subtype}; "
+    with (
+        sf.SoundFile(temporary.restored) as f,
+        sf.SoundFile(temporary.converted, "w", f.samplerate, f.channels, subtype, format="WAV") as out,
+    ):
+        for data in f.blocks(blocksize=block, dtype="float32", always_2d=True):
+            out.write(data * gain)
+    _publish(temporary.converted, target, overwrite)
+    return peak * gain, note
 
 
 def _publish(written: Path, target: Path, overwrite: bool) -> None:

@@ -8,6 +8,7 @@ import torch
 
 from declip.cli import main
 from declip.data import SyntheticDataModule
+from declip.detection.plateaus import detect_clip_level
 from declip.errors import ConfigError
 from declip.inference import LoadedModel
 from declip.inference.restore import restore_array, restore_file
@@ -206,6 +207,23 @@ def test_blocks_restored_side_by_side_equal_one_at_a_time(checkpoint, tmp_path, 
     assert outputs[1].shape == y.shape and not np.array_equal(outputs[1], y.astype(np.float32))
     np.testing.assert_array_equal(outputs[3], outputs[1])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source, "out1.wav", "out3.wav"])  # no leftovers
+
+
+@pytest.mark.parametrize(("source", "subtype"), [("in.wav", "PCM_16"), ("in.flac", "PCM_24"), ("in.ogg", None)])
+def test_a_clip_level_given_gives_the_bytes_of_detecting_it(checkpoint, tmp_path, source, subtype):
+    """``restore_file(level=...)`` (what ``declip restore --adapt`` passes) skips detection, and a compressed
+    file is still decoded once and read from that copy: the output is byte for byte detection's."""
+    model = LoadedModel.from_checkpoint(checkpoint)
+    sf.write(tmp_path / source, np.clip(music(2.0, 16000, 2, 15), -0.25, 0.2), 16000, subtype=subtype)
+    level = detect_clip_level(torch.from_numpy(sf.read(tmp_path / source, dtype="float32")[0].T.copy()))
+    detected, given = tmp_path / "detected.wav", tmp_path / "given.wav"
+    account = restore_file(tmp_path / source, detected, model, block_seconds=0.5)
+    assert restore_file(tmp_path / source, given, model, block_seconds=0.5, level=level) == account
+    assert given.read_bytes() == detected.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source, "detected.wav", "given.wav"])  # no leftovers
+    mono = detect_clip_level(torch.zeros(1, 8))
+    with pytest.raises(ConfigError, match="clip level given is for 1 channel"):
+        restore_file(tmp_path / source, tmp_path / "mono.wav", model, level=mono)
 
 
 def test_stopping_mid_file_leaves_no_output_and_no_temporary_files(checkpoint, tmp_path):

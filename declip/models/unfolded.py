@@ -10,9 +10,10 @@ smooth gain whose level and steepness are learned per iteration and per frequenc
 :math:`w \\mapsto w \\cdot \\sigma\\big(a_i\\,(\\log|w|^2 - \\log|w_{(k_i)}|^2 - \\delta_{i,b})\\big)`
 
 with :math:`|w_{(k_i)}|` the ``k_i``-th largest magnitude of the frame (``k_i = k_step (i+1)``, A-SPADE's
-schedule with ``r = 1``), :math:`\\delta_{i,b}` a learned offset per iteration ``i`` and band ``b`` and
-:math:`a_i` a learned steepness. Untrained (δ = 0, steep gains) it is truncated A-SPADE. The levels
-are relative to each frame's own coefficients, so the model is exactly equivariant to amplitude.
+schedule with ``r = 1``, or geometric up to ``k_max``), :math:`\\delta_{i,b}` a learned offset per iteration
+``i`` and band ``b`` and :math:`a_i` a learned steepness. Untrained (δ = 0, steep gains) it is truncated
+A-SPADE. The levels are relative to each frame's own coefficients, so the model is exactly equivariant to
+amplitude.
 
 Frames without a clipped sample are not computed (they are their input), and every sample depends
 only on the frames that hold it: the receptive field is one window, so chunked restoration equals
@@ -63,7 +64,9 @@ class UnfoldedSPADE(nn.Module):
         hop: frame step; divides ``window`` and is at most ``window // 2``.
         redundancy: the DFT is ``redundancy * window`` points (frame zero-padded), at least 1.
         iterations: K, the unfolded iterations, at least 1.
-        k_step: sparsity added per iteration (A-SPADE's ``s`` with ``r = 1``).
+        k_step: sparsity added per iteration (A-SPADE's ``s`` with ``r = 1``); with ``k_max``, the first k.
+        k_max: if given, k grows geometrically from ``k_step`` to ``k_max`` over the K iterations instead
+            of linearly: few iterations then reach the dense sparsities heavy clipping needs.
         bands: frequency bands (log-spaced) with a threshold offset each, per iteration.
         sharpness: initial steepness of the smooth threshold (in 1 / log-power units); large is hard.
     """
@@ -77,6 +80,7 @@ class UnfoldedSPADE(nn.Module):
         redundancy: int = 2,
         iterations: int = 32,
         k_step: int = 16,
+        k_max: int | None = None,
         bands: int = 16,
         sharpness: float = 8.0,
     ) -> None:
@@ -93,11 +97,14 @@ class UnfoldedSPADE(nn.Module):
             raise ConfigError(
                 f"UnfoldedSPADE needs redundancy, k_step and bands >= 1; got {redundancy}, {k_step}, {bands}"
             )
+        if k_max is not None and k_max < k_step:
+            raise ConfigError(f"UnfoldedSPADE k_max must be at least k_step; got k_max {k_max}, k_step {k_step}")
         if not sharpness > 0:
             raise ConfigError(f"UnfoldedSPADE sharpness must be positive; got {sharpness}")
         self.channels, self.window, self._hop = channels, window, hop
-        self.redundancy, self.iterations, self.k_step = redundancy, iterations, k_step
+        self.redundancy, self.iterations, self.k_step, self.k_max = redundancy, iterations, k_step, k_max
         bins = redundancy * window // 2 + 1
+        self.sparsities = [min(k, bins) for k in self._schedule(k_step, k_max, iterations)]
         # band of each bin: log-spaced edges from bin 1 up, DC in the first band
         edges = torch.logspace(0, math.log10(bins), bands + 1)
         band = torch.bucketize(torch.arange(bins).clamp(min=1).float(), edges[1:-1], right=True)
@@ -109,6 +116,14 @@ class UnfoldedSPADE(nn.Module):
         periodised = torch.zeros(hop, dtype=torch.float64).index_add_(0, positions % hop, g * g)
         self.register_buffer("analysis", g.float(), persistent=False)
         self.register_buffer("synthesis", (g / periodised[positions % hop]).float(), persistent=False)
+
+    @staticmethod
+    def _schedule(k_step: int, k_max: int | None, iterations: int) -> list[int]:
+        """k of each iteration: ``k_step (i + 1)``, or geometric from ``k_step`` to ``k_max``."""
+        if k_max is None:
+            return [k_step * (i + 1) for i in range(iterations)]
+        ratio = (k_max / k_step) ** (1 / max(iterations - 1, 1))
+        return [round(k_step * ratio**i) for i in range(iterations)]
 
     @property
     def hop(self) -> int:
@@ -168,7 +183,7 @@ class UnfoldedSPADE(nn.Module):
         for i in range(self.iterations):
             v = z + dual
             power = v.square().sum(-1) * dc
-            k = min(self.k_step * (i + 1), bins)
+            k = self.sparsities[i]
             level = power.detach().topk(k, dim=1, sorted=False).values.amin(1, keepdim=True).clamp(min=TINY)
             log_ratio = torch.log(power.clamp(min=TINY) / level) - self.offset[i][self.band]
             gain = torch.sigmoid((sharp[i] * log_ratio).clamp(-SIGMOID_RANGE, SIGMOID_RANGE))

@@ -95,12 +95,22 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"hop": 300}, "hop must divide window"),
         ({"k_step": 0}, "k_step"),
         ({"sharpness": 0.0}, "sharpness"),
+        ({"k_step": 8, "k_max": 4}, "k_max must be at least k_step"),
     ],
 )
 def test_bad_settings_stop_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as error:
         small(**kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_geometric_schedule_runs_from_k_step_to_k_max():
+    model = UnfoldedSPADE(window=256, hop=64, iterations=9, k_step=2, k_max=512)
+    assert model.sparsities[0] == 2 and model.sparsities[-1] == 257  # k_max capped at the bins (256 + 1)
+    assert model.sparsities == sorted(model.sparsities)
+    ratios = [b / a for a, b in zip(model.sparsities[:5], model.sparsities[1:6])]
+    assert all(abs(r - 2.0) < 1e-9 for r in ratios)  # (512 / 2) ** (1 / 8) = 2 each step
+    assert UnfoldedSPADE(window=256, hop=64, iterations=3, k_step=4).sparsities == [4, 8, 12]  # linear
 
 
 def test_restoration_context_covers_one_window():

@@ -35,7 +35,8 @@ from declip.data.recordings import scan_recordings
 from declip.inference.loaded import LoadedModel
 from declip.inference.restore import restore_array
 from declip.losses import SupervisedLoss
-from declip.physics import Clipping, sdr, threshold_for_sdr
+from declip.metrics import delta_sdr
+from declip.physics import Clipping, threshold_for_sdr
 from declip.training.adapt import AdaptSettings, adapt
 from declip.zoo import load_model
 from declip.zoo.registry import DEFAULT_MODEL
@@ -151,7 +152,7 @@ def main() -> None:
             y = x.clamp(-theta, theta).float()
             for name, model in (("base", base), ("adapted", adapted)):
                 x_hat, _ = restore_array(y, rate, model, threshold=theta)
-                rows[level][name].append(float(sdr(x, x_hat.double()) - sdr(x, y.double())))
+                rows[level][name].append(float(delta_sdr(x, x_hat, y)))
     print(f"\nmodel {args.model}; held out: {', '.join(label(f) for f in eval_files)}")
     print("| input SDR (dB) | base ΔSDR | adapted ΔSDR | change | files better / worse |")
     print("|---|---|---|---|---|")

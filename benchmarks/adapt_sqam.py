@@ -26,7 +26,8 @@ import soundfile as sf
 from declip.bench.sqam import LEVELS, PUBLISHED, excerpts, read_excerpt
 from declip.data.recordings import scan_recordings
 from declip.inference.restore import restore_array
-from declip.physics import sdr, threshold_for_sdr
+from declip.metrics import delta_sdr
+from declip.physics import threshold_for_sdr
 from declip.training.adapt import AdaptSettings, adapt
 from declip.zoo import load_model
 from declip.zoo.registry import DEFAULT_MODEL
@@ -65,7 +66,7 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 for name, model in (("base", base), ("adapted", adapted)):
                     x_hat, _ = restore_array(y, rate, model, threshold=theta)
-                    rows[level][name].append(float(sdr(x, x_hat.double()) - sdr(x, y.double())))
+                    rows[level][name].append(float(delta_sdr(x, x_hat, y)))
                 rows[level]["seconds"].append(seconds)
                 print(f"{file.stem} {level:g} dB: base {rows[level]['base'][-1]:.2f}, "
                       f"adapted {rows[level]['adapted'][-1]:.2f} ({seconds:.1f} s)", flush=True)  # fmt: skip

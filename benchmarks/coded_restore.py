@@ -31,7 +31,7 @@ from declip.data.codecs import code
 from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
 from declip.inference.restore import restore_array
-from declip.metrics import DEFAULT_LEVELS
+from declip.metrics import DEFAULT_LEVELS, delta_sdr
 from declip.physics import Clipping, sdr, threshold_for_sdr
 from declip.zoo import load_model
 
@@ -82,8 +82,8 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
         given = restore_measured(yt, rate, model, measurement)
     detected, report = restore_array(yt, rate, model)
     return {
-        "given": float(sdr(reference[None], given[None])) - base,
-        "detected": float(sdr(reference[None], detected[None])) - base,
+        "given": float(delta_sdr(reference[None], given[None], yt[None])),
+        "detected": float(delta_sdr(reference[None], detected[None], yt[None])),
         "found": float(report.clipped),
         "input": base,
     }

@@ -27,8 +27,8 @@ from declip.data import AudioDataModule, MusdbCorpus
 from declip.inference import LoadedModel
 from declip.inference.methods import ASPADEMethod, SplineMethod
 from declip.inference.restore import restore_array
+from declip.metrics import delta_sdr
 from declip.models import Declipper
-from declip.physics import sdr
 from declip.zoo import load_model
 
 
@@ -76,7 +76,7 @@ def main() -> None:
             with torch.inference_mode():
                 x_hat, _ = restore_array(y, rate, method, threshold=float(high.flatten()[0]))
             wall += time.perf_counter() - start
-            gains.setdefault(float(level), []).append(float(sdr(x[None], x_hat[None]) - sdr(x[None], y[None])))
+            gains.setdefault(float(level), []).append(float(delta_sdr(x[None], x_hat[None], y[None])))
         row = {f"{k:g}": float(np.mean(v)) for k, v in sorted(gains.items())}
         row["mean"] = float(np.mean(list(row.values())))
         row["real_time"] = batch["y"].shape[0] * args.seconds / wall

@@ -15,17 +15,23 @@ SCORES = ("sdr", "delta_sdr", "delta_sdr_clipped", "si_sdr")
 DEFAULT_LEVELS = (1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0)
 
 
+def delta_sdr(x: Tensor, x_hat: Tensor, y: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The SDR gain of restoring ``y`` into ``x_hat``, :math:`\\mathrm{SDR}(x, \\hat x) - \\mathrm{SDR}(x, y)` in dB,
+    ``(batch,)`` for signals ``(batch, ...)``; with ``mask``, on the selected samples only (see
+    :func:`~declip.physics.sdr`). In ``x``'s dtype."""
+    return sdr(x, x_hat, mask) - sdr(x, y, mask)
+
+
 def declipping_scores(x_hat: Tensor, x: Tensor, y: Tensor, clipped: Tensor) -> dict[str, Tensor]:
     """Per-example scores in dB, each ``(batch,)``, for signals ``(batch, channels, time)``.
 
-    ``sdr``: SDR(x, x_hat); ``delta_sdr``: SDR(x, x_hat) - SDR(x, y); ``delta_sdr_clipped``: the same on
+    ``sdr``: SDR(x, x_hat); ``delta_sdr``: :func:`delta_sdr`; ``delta_sdr_clipped``: the same on
     clipped samples only (NaN where none is clipped); ``si_sdr``: scale-invariant SDR, channel mean.
     """
-    out_sdr = sdr(x, x_hat)
     return {
-        "sdr": out_sdr,
-        "delta_sdr": out_sdr - sdr(x, y),
-        "delta_sdr_clipped": sdr(x, x_hat, clipped) - sdr(x, y, clipped),
+        "sdr": sdr(x, x_hat),
+        "delta_sdr": delta_sdr(x, x_hat, y),
+        "delta_sdr_clipped": delta_sdr(x, x_hat, y, clipped),
         "si_sdr": scale_invariant_signal_distortion_ratio(x_hat, x).flatten(1).mean(1),
     }
 

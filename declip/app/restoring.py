@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile as sf
-import torch
 
 from declip.app.clipping import ClippingSummary, summarise_clipping
 from declip.errors import ConfigError
+from declip.inference.device import resolve_device
 from declip.inference.loaded import LoadedModel
 from declip.inference.restore import restore_file
 
@@ -54,7 +54,7 @@ class Restorer:
 
     def __init__(self, workdir: str | Path, device: str | None = None, precision: str = "auto"):
         self.workdir = Path(workdir)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")  # as declip restore --device auto
+        self.device = device or resolve_device("auto")  # as declip restore --device auto
         self.precision = precision
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()

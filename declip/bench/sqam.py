@@ -20,7 +20,8 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 
 from declip.errors import ConfigError
 from declip.inference.restore import restore_array
-from declip.physics import LEVEL_TOLERANCE, sdr, threshold_for_sdr
+from declip.metrics import delta_sdr
+from declip.physics import LEVEL_TOLERANCE, threshold_for_sdr
 
 LEVELS = (1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0)
 PUBLISHED = {  # mean ΔSDR of the study's released results (SQAM README of the benchmark data)
@@ -96,10 +97,10 @@ def score(name: str, method, files: list[Path], levels: tuple[float, ...] = LEVE
             scores.audio_seconds += x.shape[1] / rate
             x_hat = x_hat.double()
             mask = y.abs() >= theta * (1 - LEVEL_TOLERANCE)
-            gain = float(sdr(x, x_hat) - sdr(x, y))
+            gain = float(delta_sdr(x, x_hat, y))
             scores.per_file[file.stem][level] = gain
             sums["sdr"].setdefault(level, []).append(gain)
-            sums["clipped"].setdefault(level, []).append(float(sdr(x, x_hat, mask) - sdr(x, y, mask)))
+            sums["clipped"].setdefault(level, []).append(float(delta_sdr(x, x_hat, y, mask)))
             sums["si"].setdefault(level, []).append(float(si_sdr(x_hat, x) - si_sdr(y, x)))
     scores.delta_sdr = {level: float(np.mean(v)) for level, v in sums["sdr"].items()}
     scores.delta_sdr_clipped = {level: float(np.mean(v)) for level, v in sums["clipped"].items()}

@@ -35,10 +35,13 @@ def run_adapt(argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
 
-    import torch
+    from declip.errors import ConfigError
+    from declip.inference.device import resolve_device
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)")
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     from declip.data.recordings import require_clipping, scan_recordings
     from declip.training.adapt import AdaptSettings, BestState, adapt
     from declip.zoo import load_model
@@ -54,7 +57,6 @@ def run_adapt(argv: list[str]) -> int:
     if args.steps is not None or args.minutes is not None:
         settings.steps, settings.minutes = budget_given["steps"], budget_given["minutes"]
     settings.check()
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     model = load_model(args.model, device=device, precision="fp32")
     config = base_config(model)
     recordings, failures = scan_recordings(args.inputs)

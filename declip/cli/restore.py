@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from declip.data.audio_files import AUDIO_EXTENSIONS
+from declip.data.audio_files import find_inputs
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
+from declip.inference.device import resolve_device
 from declip.inference.precision import PRECISIONS
 from declip.inference.restore import SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
@@ -24,19 +24,8 @@ from declip.zoo.registry import DEFAULT_MODEL
 
 def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """``(file, name relative to its input folder)`` for every input audio file, and the failures."""
-    files, failures = [], []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                failures.append((name, "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"))
-            files += [(p, p.relative_to(path)) for p in found]
-        elif path.is_file():
-            files.append((path, Path(path.name)))
-        else:
-            failures.append((name, "no such file or folder"))
-    return files, failures
+    found, failures = find_inputs(paths, archives=False)  # restore_file reads files, not archive members
+    return [(Path(source.path), relative) for source, relative in found], failures
 
 
 def _output_for(relative: Path, out: str, many: bool) -> Path:
@@ -136,9 +125,10 @@ def run_restore(argv: list[str]) -> int:
             good = False
         if not good:
             parser.error(f"--threshold must be 'auto' or a positive number (the clip level); got {args.threshold!r}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)")
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    try:
+        device = resolve_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     model = _method(args.method, args.model, device, args.precision)
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)

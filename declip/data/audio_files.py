@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 ARCHIVE_EXTENSIONS = (".zip", ".pk3")
+NO_AUDIO = "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ def _is_audio(name: str) -> bool:
     return name.lower().endswith(AUDIO_EXTENSIONS)
 
 
-def find_audio(paths: Iterable[str | Path]) -> list[AudioSource]:
-    """Every audio stream under ``paths`` (files, folders searched recursively, zip archives), sorted.
+def find_audio(paths: Iterable[str | Path], archives: bool = True) -> list[AudioSource]:
+    """Every audio stream under ``paths`` (files, folders searched recursively, and unless not
+    ``archives`` the members of zip archives), sorted.
 
     Raises ``FileNotFoundError`` naming a path that does not exist.
     """
@@ -66,9 +68,37 @@ def find_audio(paths: Iterable[str | Path]) -> list[AudioSource]:
         for file in files:
             if _is_audio(file.name):
                 sources.append(AudioSource(str(file)))
-            elif file.suffix.lower() in ARCHIVE_EXTENSIONS:
+            elif archives and file.suffix.lower() in ARCHIVE_EXTENSIONS:
                 sources += _archive_members(file)
     return sources
+
+
+def find_inputs(
+    paths: Iterable[str | Path], archives: bool = True
+) -> tuple[list[tuple[AudioSource, Path]], list[tuple[str, str]]]:
+    """What a command given files and folders works on (``declip restore``, ``declip adapt``): each audio
+    stream with its name below the folder given (a file given: its own name), and ``(path, reason)``
+    for each path that does not exist or holds no audio. A folder is searched as :func:`find_audio`
+    searches it; a file is taken whatever its name (an archive, with ``archives``: its members)."""
+    found: list[tuple[AudioSource, Path]] = []
+    failures: list[tuple[str, str]] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            sources = find_audio([path], archives)
+            if not sources:
+                failures.append((str(name), NO_AUDIO))
+            found += [(s, Path(s.path).relative_to(path) / (s.member or "")) for s in sources]
+        elif path.is_file() and archives and path.suffix.lower() in ARCHIVE_EXTENSIONS:
+            sources = _archive_members(path)
+            if not sources:
+                failures.append((str(name), NO_AUDIO))
+            found += [(s, Path(path.name) / s.member) for s in sources]
+        elif path.is_file():
+            found.append((AudioSource(str(path)), Path(path.name)))
+        else:
+            failures.append((str(name), "no such file or folder"))
+    return found, failures
 
 
 def _archive_members(path: Path) -> list[AudioSource]:

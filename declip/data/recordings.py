@@ -19,7 +19,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from declip.data.audio_files import AudioInfo, AudioSource, find_audio, probe
+from declip.data.audio_files import AudioInfo, AudioSource, find_inputs, probe
 from declip.data.segments import read_segment
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
@@ -63,18 +63,9 @@ def scan_recordings(
     """Every readable audio file under ``paths`` with its detected clip levels (or ``threshold``,
     symmetric, for every file and channel), and the failures ``(name, reason)`` (unreadable,
     empty, NaN samples): those are skipped, not fatal."""
-    found, failures = [], []
-    for path in paths:
-        try:
-            sources = find_audio([path])
-        except FileNotFoundError:
-            failures.append((str(path), "no such file or folder"))
-            continue
-        if not sources:
-            failures.append((str(path), "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"))
-        found += sources
+    found, failures = find_inputs(paths)
     recordings = []
-    for source in found:
+    for source, _ in found:
         try:
             info = probe(source)
             if info is None:

@@ -8,6 +8,7 @@ import soundfile as sf
 import torch
 
 from declip.data import AudioDataModule, ClipLevels, ClippedSegments, FolderCorpus, MusdbCorpus, find_audio, probe
+from declip.data.audio_files import NO_AUDIO, find_inputs
 from declip.data.segments import read_segment
 from declip.data.splits import split_tracks
 from declip.errors import ConfigError
@@ -45,6 +46,19 @@ def test_find_audio_lists_files_and_archive_members(corpus):
     assert not any(n.endswith(".txt") for n in names)
     with pytest.raises(FileNotFoundError, match="missing"):
         find_audio([corpus / "missing"])
+
+
+def test_find_inputs_names_files_below_their_folder_and_each_path_that_fails(corpus, tmp_path):
+    (tmp_path / "empty").mkdir()
+    found, failures = find_inputs([corpus, corpus / "notes.txt", tmp_path / "missing", tmp_path / "empty"])
+    names = {str(relative): source.name for source, relative in found}
+    assert names["a/track0.wav"] == f"{corpus}/a/track0.wav"
+    assert names["music.pk3/sounds/zipped.wav"] == f"{corpus}/music.pk3::sounds/zipped.wav"
+    assert names["notes.txt"] == f"{corpus}/notes.txt"  # a file given by name is taken, whatever its suffix
+    assert failures == [(str(tmp_path / "missing"), "no such file or folder"), (str(tmp_path / "empty"), NO_AUDIO)]
+    files, _ = find_inputs([corpus], archives=False)  # restore reads files, not archive members
+    plain = [name for name in names if name not in ("notes.txt", "music.pk3/sounds/zipped.wav")]
+    assert [str(relative) for _, relative in files] == plain
 
 
 def test_probe_skips_corrupt_and_empty_files_with_one_warning_each(corpus, caplog):

@@ -10,23 +10,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-from tests.conftest import music
+from tests.conftest import clipped_wav
 
 STARTUP_SECONDS = 180  # importing gradio and torch on a busy 2-core machine takes a while
 
 
-def clipped_recording(
-    path: Path, seconds: float = 3.0, rate: int = 44100, level: float = 0.4, seed: int = 7, subtype: str = "PCM_16"
-) -> Path:
-    """A few seconds of stereo tones clipped at ``level`` (the format from the suffix)."""
-    x = music(seconds, rate, 2, seed)
-    x = 0.9 * x / np.abs(x).max()
-    sf.write(path, np.clip(x, -level, level), rate, subtype=subtype)
-    return path
+def clipped_recording(path: Path, **changes) -> Path:
+    """``clipped_wav`` with the page's defaults: 3 s of stereo tones at 44.1 kHz clipped at 0.4."""
+    return clipped_wav(path, **{"seconds": 3.0, "rate": 44100, "level": 0.4, "seed": 7} | changes)
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from declip.bench.sqam import read_excerpt, score
 from declip.cli import main
 from declip.physics import sdr, threshold_for_sdr
 from tests.conftest import music
-from tests.zoo.conftest import checkpoint  # noqa: F401  (fixture: a tiny trained model)
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ def excerpts(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_the_command_scores_models_and_aspade_and_writes_json_and_markdown(checkpoint, excerpts, tmp_path, capsys):  # noqa: F811
+def test_the_command_scores_models_and_aspade_and_writes_json_and_markdown(checkpoint, excerpts, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     args = ["bench", "sqam", "--data", str(excerpts), "--model", str(checkpoint), "--method", "aspade"]

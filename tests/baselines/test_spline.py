@@ -1,12 +1,10 @@
-"""The cubic-spline baseline: exact on cubics, consistent, batched over runs, and behind the CLI."""
+"""The cubic-spline baseline: exact on cubics, consistent, batched over runs (``declip restore --method spline``:
+tests/cli/test_restore_cli.py)."""
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from declip.baselines import spline_fill
-from declip.cli import main
 from declip.errors import ConfigError
 from declip.physics import Clipping
 
@@ -38,16 +36,3 @@ def test_output_is_consistent_and_rows_are_independent():
 def test_bad_settings_stop_with_one_line():
     with pytest.raises(ConfigError, match="neighbours >= 2"):
         spline_fill(torch.zeros(1, 10), Clipping(1.0), neighbours=1)
-
-
-def test_the_spline_method_restores_through_the_cli(tmp_path):
-    t = np.arange(16000) / 16000
-    x = 0.5 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 330 * t + 1)
-    level = 0.6
-    y = np.clip(x, -level, level)
-    sf.write(tmp_path / "in.wav", y, 16000, subtype="FLOAT")
-    assert main(["restore", str(tmp_path / "in.wav"), "-o", str(tmp_path / "out.wav"), "--method", "spline"]) == 0
-    x_hat = sf.read(tmp_path / "out.wav", dtype="float32")[0]
-    reliable = np.abs(y) < level
-    assert np.array_equal(x_hat[reliable], y[reliable].astype(np.float32))
-    assert np.linalg.norm(x_hat - x) < 0.5 * np.linalg.norm(y - x)

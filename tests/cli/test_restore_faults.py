@@ -7,39 +7,12 @@ import subprocess
 import sys
 import time
 
-import lightning as L
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from declip.cli import main
-from declip.data import SyntheticDataModule
-from declip.errors import ConfigError
-from declip.inference import LoadedModel
-from declip.inference.restore import restore_file
-from declip.losses import SupervisedLoss
-from declip.models import UNet
-from declip.training import DeclipModule
-from tests.conftest import music
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    root = tmp_path_factory.mktemp("model")
-    module = DeclipModule(UNet(channels=1, widths=(4, 8), stem_stride=2), SupervisedLoss(), sample_rate=16000)
-    trainer = L.Trainer(max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        limit_val_batches=0, enable_model_summary=False)  # fmt: skip
-    trainer.fit(module, SyntheticDataModule(length=256, batch_size=4))
-    trainer.save_checkpoint(root / "model.ckpt")
-    return str(root / "model.ckpt")
-
-
-def _clipped(path, seconds=1.0, rate=16000, seed=5):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = music(seconds, rate, 1, seed)
-    sf.write(path, np.clip(0.9 * x / np.abs(x).max(), -0.3, 0.3), rate, subtype="PCM_16")
-    return path
+from tests.conftest import clipped_wav
 
 
 def _declip(*args, **kwargs):
@@ -53,12 +26,12 @@ def _leftovers(folder):
 
 def test_a_bad_output_location_fails_alone(checkpoint, tmp_path):
     for name in ("a.wav", "sub/b.wav", "c/d.wav", "z.wav"):
-        _clipped(tmp_path / "in" / name)
+        clipped_wav(tmp_path / "in" / name, channels=1)
     out = tmp_path / "out"
     out.mkdir()
     (out / "sub").write_text("a file where the folder sub/ should go")  # NotADirectoryError even for root
     (out / "c" / "d.wav").mkdir(parents=True)  # an output that is a folder: cannot be replaced by a file
-    run = _declip("restore", str(tmp_path / "in"), "-o", str(out), "--model", checkpoint, "--overwrite")
+    run = _declip("restore", str(tmp_path / "in"), "-o", str(out), "--model", str(checkpoint), "--overwrite")
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 1, stderr
     assert "restored 2 file(s), 2 failed" in stdout
@@ -74,7 +47,7 @@ def test_a_bad_output_location_fails_alone(checkpoint, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_removes_temp_files_and_prints_the_summary(tmp_path, signum):
     for name in ("a.wav", "b.wav", "c.wav"):  # A-SPADE runs below real time: seconds per file
-        _clipped(tmp_path / "in" / name, seconds=4.0)
+        clipped_wav(tmp_path / "in" / name, seconds=4.0, channels=1)
     out = tmp_path / "out"
     run = _declip("restore", str(tmp_path / "in"), "-o", str(out), "--method", "aspade")
     deadline = time.monotonic() + 300
@@ -96,7 +69,7 @@ def test_a_signal_removes_temp_files_and_prints_the_summary(tmp_path, signum):
 
 
 def test_threshold_is_checked_once_before_the_model_loads(tmp_path, capsys):
-    inputs = [str(_clipped(tmp_path / f"{i}.wav")) for i in range(3)]
+    inputs = [str(clipped_wav(tmp_path / f"{i}.wav", channels=1)) for i in range(3)]
     for bad in ("nan", "inf", "-0.2", "0", "loud"):
         with pytest.raises(SystemExit) as stop:  # --model names no model: it would fail if it were loaded first
             main(["restore", *inputs, "-o", str(tmp_path / "out"), "--threshold", bad, "--model", "no-such-model"])
@@ -110,7 +83,7 @@ def test_threshold_is_checked_once_before_the_model_loads(tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
 @pytest.mark.parametrize("command", ["restore", "adapt"])
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, command):
-    src = _clipped(tmp_path / "x.wav")
+    src = clipped_wav(tmp_path / "x.wav", channels=1)
     run = _declip(command, str(src), "-o", str(tmp_path / "out"), "--device", "cuda")
     stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 2
@@ -120,26 +93,20 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path, command):
     assert "Traceback" not in stderr
 
 
-def test_an_output_written_meanwhile_by_another_run_is_kept(checkpoint, tmp_path):
-    src, target = _clipped(tmp_path / "x.wav"), tmp_path / "out.wav"
-    model = LoadedModel.from_checkpoint(checkpoint)
-
-    def other_run_finishes_first(done, total):  # another restore writes the same output while this one runs
-        if done == total:
-            target.write_bytes(b"the other run's output")
-
-    with pytest.raises(ConfigError, match="appeared while restoring .* kept it"):
-        restore_file(src, target, model, progress=other_run_finishes_first)
-    assert target.read_bytes() == b"the other run's output"
-    assert _leftovers(tmp_path) == []
-    target.unlink()
-    restore_file(src, target, model, progress=other_run_finishes_first, overwrite=True)  # asked to replace
-    assert sf.info(target).frames == 16000
+@pytest.mark.parametrize("command", ["restore", "adapt"])
+def test_cuda_without_a_gpu_is_a_usage_error_of_each_command(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_:
+        main([command, str(tmp_path / "in.wav"), "-o", str(tmp_path / "out"), "--device", "cuda"])
+    assert exit_.value.code == 2 and list(tmp_path.iterdir()) == []
+    assert "--device cuda: torch sees no CUDA GPU here; use --device cpu (or auto)" in capsys.readouterr().err
 
 
 def test_two_restores_of_one_output_at_once_never_both_succeed(checkpoint, tmp_path):
-    src = _clipped(tmp_path / "x.wav", seconds=20.0)
-    runs = [_declip("restore", str(src), "-o", str(tmp_path / "same.wav"), "--model", checkpoint) for _ in range(2)]
+    src = clipped_wav(tmp_path / "x.wav", seconds=20.0, channels=1)
+    runs = [
+        _declip("restore", str(src), "-o", str(tmp_path / "same.wav"), "--model", str(checkpoint)) for _ in range(2)
+    ]
     results = [(run.wait(timeout=600), run.communicate()) for run in runs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results

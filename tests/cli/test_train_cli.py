@@ -135,3 +135,14 @@ def test_last_ckpt_is_the_final_step_of_a_music_run(musdb, tmp_path, monkeypatch
     folder = tmp_path / "lightning_logs/version_0/checkpoints"
     assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 6
     assert (folder / "latest-step6.ckpt").is_file()
+
+
+def test_an_anchor_without_a_base_model_fails_in_fit_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "declip", "fit", "--config", str(ROOT / "configs/synthetic.yaml"),
+         "--model.losses=declip.losses.ReclipLoss", "--model.losses.init_args.anchor=1.0",
+         "--model.backbone.init_args.hidden=32", "--trainer.fast_dev_run=1", "--data.init_args.batch_size=4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "needs a base model to anchor to" in result.stderr and "Traceback" not in result.stderr, result.stderr

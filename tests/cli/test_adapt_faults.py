@@ -4,7 +4,7 @@ import pytest
 
 from declip.cli import main
 from declip.training.adapt import BestState
-from tests.training.test_adapt import base, clipped_folder  # noqa: F401  (fixture)
+from tests.conftest import clipped_folder
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ from tests.training.test_adapt import base, clipped_folder  # noqa: F401  (fixtu
         ("losses: reclip\n", "adaptation setting losses: got 'reclip', expected a list"),
     ],
 )
-def test_a_setting_of_the_wrong_type_is_one_line(base, tmp_path, capsys, yaml, message):  # noqa: F811
+def test_a_setting_of_the_wrong_type_is_one_line(base, tmp_path, capsys, yaml, message):
     config = tmp_path / "adapt.yaml"
     config.write_text(yaml)
     folder = clipped_folder(tmp_path / "r", files=1)
@@ -39,7 +39,7 @@ def ctrl_c_at_step_7(monkeypatch):
     monkeypatch.setattr(BestState, "on_train_batch_end", interrupted)
 
 
-def test_adapt_stopped_before_any_adapted_state_writes_nothing_and_says_so(base, tmp_path, capsys, ctrl_c_at_step_7):  # noqa: F811
+def test_adapt_stopped_before_any_adapted_state_writes_nothing_and_says_so(base, tmp_path, capsys, ctrl_c_at_step_7):
     folder = clipped_folder(tmp_path / "r", files=1)
     out = tmp_path / "adapted"
     assert main(["adapt", str(folder), "--model", str(base), "-o", str(out), "--steps", "100"]) == 1
@@ -49,7 +49,7 @@ def test_adapt_stopped_before_any_adapted_state_writes_nothing_and_says_so(base,
     assert "inf" not in captured.out + captured.err and not out.exists()
 
 
-def test_restore_adapt_stopped_in_warm_up_says_the_base_model_restored_it(base, tmp_path, capsys, ctrl_c_at_step_7):  # noqa: F811
+def test_restore_adapt_stopped_in_warm_up_says_the_base_model_restored_it(base, tmp_path, capsys, ctrl_c_at_step_7):
     folder = clipped_folder(tmp_path / "r", files=2)
     out = tmp_path / "out"
     assert main(["restore", str(folder), "-o", str(out), "--model", str(base), "--adapt", "100"]) == 1

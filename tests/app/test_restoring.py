@@ -99,9 +99,3 @@ def test_restorer_names_a_bad_model(tmp_path):
         restorer.model("no-such-model")
     with pytest.raises(ConfigError, match="no model chosen"):
         restorer.model("  ")
-
-
-def test_declip_app_refuses_a_bad_port(capsys):
-    with pytest.raises(SystemExit):
-        main(["app", "--port", "70000"])
-    assert "--port must be between 1 and 65535" in capsys.readouterr().err

@@ -1,3 +1,7 @@
+"""``read_blocks``: blocks side by side equal one stream, in every format; stopping early; a truncated file."""
+
+import threading
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -42,11 +46,34 @@ def test_then_runs_on_each_block_with_its_first_frame(flac):
     assert got == [(start, 1000) for start in range(0, 10000, 1000)] + [(10000, 7)]
 
 
-def test_stopping_early_closes_cleanly(flac):
-    blocks = read_blocks(flac, 100, threads=4)
-    first = next(blocks)
+@pytest.fixture
+def opened(monkeypatch):
+    """Every ``soundfile.SoundFile`` opened during the test, held here: only an explicit close closes one."""
+    handles = []
+
+    class Held(sf.SoundFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            handles.append(self)
+
+    monkeypatch.setattr(sf, "SoundFile", Held)
+    return handles
+
+
+@pytest.mark.parametrize("threads", [1, 4])  # one stream; blocks side by side
+def test_stopping_early_closes_every_handle_and_thread_after_the_right_blocks(flac, opened, threads):
+    whole = sf.read(flac, dtype="float32", always_2d=True)[0]
+    before = {thread.ident for thread in threading.enumerate()}
+    blocks = read_blocks(flac, 100, threads=threads)
+    got = [next(blocks) for _ in range(5)]
+    reading = [handle for handle in opened if not handle.closed]
+    assert reading  # what is checked below: the reader's open files
     blocks.close()
-    np.testing.assert_array_equal(first, sf.read(flac, frames=100, dtype="float32", always_2d=True)[0])
+    assert all(handle.closed for handle in reading), "a handle on the file stayed open"
+    assert [t.name for t in threading.enumerate() if t.ident not in before] == [], "a decoding thread still runs"
+    assert next(blocks, None) is None
+    for number, block in enumerate(got):
+        np.testing.assert_array_equal(block, whole[number * 100 : (number + 1) * 100])
 
 
 def test_a_truncated_flac_fails_instead_of_returning_fewer_samples(flac, tmp_path):

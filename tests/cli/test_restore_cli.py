@@ -106,8 +106,9 @@ def test_bad_arguments_and_models_give_one_line(checkpoint, tmp_path, capsys):
     assert "not a declip checkpoint" in capsys.readouterr().err
     assert main(["restore", str(src), "-o", str(tmp_path / "o.flac"), "--model", str(checkpoint)]) == 1
     assert ".wav" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as stop:
         main(["restore", str(src), "-o", str(tmp_path / "o.wav"), "--model", str(checkpoint), "--batch-size", "0"])
+    assert stop.value.code == 2 and "--batch-size must be at least 1" in capsys.readouterr().err
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -72,7 +72,14 @@ def test_unet_head_sees_the_input_between_stem_steps():
     assert change[100] > 0 and change.argmax() in range(96, 105)
 
 
-@pytest.mark.parametrize("kwargs", [{"head_width": -1}, {"stem_stride": 0}, {"kernel_size": 4}])
-def test_unet_rejects_bad_settings(kwargs):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"head_width": -1}, "head_width must be >= 0; got -1"),
+        ({"stem_stride": 0}, "stem_stride must be >= 1; got 0"),
+        ({"kernel_size": 4}, "needs an odd kernel_size"),
+    ],
+)
+def test_unet_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
         UNet(channels=1, widths=(4, 8), **kwargs)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,24 @@ def musdb(tmp_path):
             sf.write(track / "bass.wav", bass, 16000)
             sf.write(track / "mixture.wav", drums + bass, 16000)
     return root
+
+
+@pytest.fixture
+def plateau_detections(monkeypatch) -> list:
+    """The calls of ``detect_clip_level_blocks`` (plateau detection, one pass over a file) made during the test,
+    through every declip module that imported it."""
+    import declip.detection.plateaus as plateaus
+
+    original, calls = plateaus.detect_clip_level_blocks, []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("declip") and getattr(module, "detect_clip_level_blocks", None) is original:
+            monkeypatch.setattr(module, "detect_clip_level_blocks", counted)
+    return calls
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ coded-level estimate (:func:`declip.detection.measurement.measure`), or the leve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from declip.detection.coded import DESCRIPTIONS
 from declip.detection.measurement import measure
-from declip.detection.plateaus import detect_clip_level_blocks
+from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
 from declip.inference.reading import read_blocks
 from declip.physics import Clipping
@@ -35,6 +35,7 @@ class ClippingSummary:
     confidence: list[float]
     clipped_high: list[bool]
     clipped_low: list[bool]
+    level: ClipLevel | None = field(default=None, repr=False, compare=False)  # the plateaus found; None if given
 
     @property
     def given(self) -> bool:
@@ -72,14 +73,15 @@ class ClippingSummary:
 
 def summarise_clipping(path: str | Path, threshold: float | None = None) -> ClippingSummary:
     """Find the clip level of the audio file ``path`` as ``declip restore`` does (or take ``threshold``,
-    symmetric) and count the samples it marks clipped. Raises ``ConfigError`` on unreadable audio."""
+    symmetric) and count the samples it marks clipped; the plateaus found are kept (``level``) for
+    :func:`~declip.inference.restore.restore_file` to restore under. Raises ``ConfigError`` on unreadable audio."""
 
     def blocks():
         for data in read_blocks(path, BLOCK_FRAMES):
             yield torch.from_numpy(np.ascontiguousarray(data.T))
 
     try:
-        channels = sf.info(path).channels
+        channels, level = sf.info(path).channels, None
         if threshold is None:
             level = detect_clip_level_blocks(blocks)
             physics, detected = Clipping(level.high, level.low), level.any
@@ -111,4 +113,5 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         confidence=[float(c) for c in measurement.confidences],
         clipped_high=(counts["high"] > 0).tolist(),
         clipped_low=(counts["low"] > 0).tolist(),
+        level=level,
     )

@@ -89,6 +89,7 @@ class Restorer:
         loaded = self.model(model)
         clipping = summarise_clipping(source, threshold)
         output = self.workdir / uuid.uuid4().hex / f"{source.stem}-restored.wav"
-        account = restore_file(source, output, loaded, threshold=threshold, progress=progress)
+        # the plateaus the summary found: restore_file does not read the file again for them
+        account = restore_file(source, output, loaded, threshold=threshold, progress=progress, level=clipping.level)
         info = sf.info(output)
         return Restoration(source, output, account, clipping, info.samplerate, info.frames / info.samplerate)

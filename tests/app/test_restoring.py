@@ -93,6 +93,19 @@ def test_restorer_writes_what_declip_restore_writes_and_reports_progress(tmp_pat
     assert again.account == expected and again.output.read_bytes() == (tmp_path / "given.wav").read_bytes()
 
 
+def test_the_restorer_detects_the_clip_level_once(checkpoint, tmp_path, plateau_detections):
+    """The summary finds the plateaus; the restoration takes them instead of reading the file for them again,
+    and writes what detecting them again would write."""
+    source = clipped_recording(tmp_path / "song.flac", seconds=1.0, rate=16000)
+    restorer = Restorer(tmp_path / "work")
+    result = restorer.restore(source, str(checkpoint), "auto")
+    assert len(plateau_detections) == 1 and result.clipping.clipped and not result.clipping.given
+    restorer.restore(source, str(checkpoint), "0.3")
+    assert len(plateau_detections) == 1  # a level given: nothing detected
+    expected = restore_file(source, tmp_path / "detected.wav", restorer.model(str(checkpoint)))
+    assert result.account == expected and result.output.read_bytes() == (tmp_path / "detected.wav").read_bytes()
+
+
 def test_restorer_names_a_bad_model(tmp_path):
     restorer = Restorer(tmp_path)
     with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):

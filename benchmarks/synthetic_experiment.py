@@ -18,6 +18,7 @@ import lightning as L
 import yaml
 
 from declip.data import SyntheticDataModule
+from declip.metrics import DEFAULT_LEVELS
 from declip.training import DeclipModule
 from declip.training.checkpoint import load_checkpoint
 
@@ -97,7 +98,7 @@ def main() -> None:
         config, ei_args = REGIMES[name]
         checkpoint = train(name, config, ei_args, args.runs, args.steps, extra)
         results[name] = score(checkpoint, config, args.test_size)
-    levels = [1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0]
+    levels = list(DEFAULT_LEVELS)
     print("Mean ΔSDR (dB) on the synthetic test set, per input SDR:\n")
     print(table(results, levels))
     print("\nMean ΔSDR on clipped samples only (dB):\n")

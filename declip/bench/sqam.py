@@ -20,10 +20,10 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 
 from declip.errors import ConfigError
 from declip.inference.restore import restore_array
-from declip.metrics import delta_sdr
+from declip.metrics import DEFAULT_LEVELS, delta_sdr
 from declip.physics import LEVEL_TOLERANCE, threshold_for_sdr
 
-LEVELS = (1.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0)
+LEVELS = DEFAULT_LEVELS  # the survey's input SDRs, which the published rows below are indexed by
 PUBLISHED = {  # mean ΔSDR of the study's released results (SQAM README of the benchmark data)
     "SS-PEW": [12.17, 15.03, 16.60, 17.66, 19.00, 21.11, 21.99],
     "A-SPADE": [11.88, 13.88, 15.06, 15.98, 17.28, 19.43, 20.27],

@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=120, help="loader batches to time")
     parser.add_argument("--steps", type=int, default=10, help="training steps to time")
     parser.add_argument("--workers", type=int, default=1, help="loader workers")
+    parser.add_argument("--piece-seconds", type=float, default=4.0, help="packed piece length (default 4)")
     parser.add_argument("--uri", default=None, help="pack into this folder or s3:// URI instead of a local moto")
     args = parser.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
@@ -111,7 +112,7 @@ def main() -> None:
             root = subset(Path(args.root), args.tracks, Path(tmp) / "subset")
             uri = args.uri or "s3://bench/corpus"
             start = time.perf_counter()
-            summary = pack_corpus(str(root), uri, progress=False)
+            summary = pack_corpus(str(root), uri, piece_seconds=args.piece_seconds, progress=False)
             packing = time.perf_counter() - start
             files, batch = loader_rate(AudioDataModule(MusdbCorpus(str(root), valid_fraction=0), **settings),
                                        args.batches)  # fmt: skip

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from declip.physics import LEVEL_TOLERANCE
+
 MIN_PLATEAUS = 3  # separate runs at the extreme value before a polarity counts as clipped
-RELATIVE_TOLERANCE = 1e-5  # float rounding around the clip level (16-bit steps are 3e-5 at full scale)
+RELATIVE_TOLERANCE = LEVEL_TOLERANCE  # float rounding around the clip level: the physics' own tolerance
 
 
 @dataclass(frozen=True)

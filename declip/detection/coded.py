@@ -7,13 +7,20 @@ samples that were clipped pile up in a narrow band around the level, where clean
 smoothly towards its peak. Per channel and polarity this module histograms ``log |y|`` (one pass
 over blocks), looks for that pile-up, and reports a level, a kind and a confidence:
 
-- ``hard-coded``: a pile-up with samples on both sides of it (codec noise around a flat top);
-- ``soft``: no pile-up, but the top of the distribution is compressed (tanh or arctan
-  saturation, a brick-wall limiter): the upper quantiles crowd together;
+- ``hard-coded``: a pile-up with samples on both sides of it (codec noise around a flat top).
+  A strong pile-up counts alone; a moderate one needs a partner, a pile-up of the opposite
+  polarity (in any channel) at the same level: clipping flattens both polarities at the
+  converter's rails, where a sustained sound or a loud passage can make a bump on one side only;
+- ``soft``: no pile-up, but the top of the distribution is squashed (tanh or arctan
+  saturation, a brick-wall limiter driven hard): the upper quantiles crowd together, in shape
+  (the tail index) and in extent (the top 0.1 % of samples within 2.1 % of the 99.99th
+  percentile). Mastered music is often limited too, but less: its top 0.1 % spreads over
+  2.5 % or more, and it is not flagged;
 - ``none``: neither.
 
-Thresholds were set on the music corpus's training split (clean and clipped, coded with MP3
-and Opus); ``sensitivity`` > 1 flags weaker evidence, < 1 asks for more.
+Thresholds were set on the music corpus's training and validation splits (clean and clipped,
+coded with MP3 and Opus; docs/results.md); ``sensitivity`` > 1 flags weaker evidence, < 1 asks
+for more.
 """
 
 from __future__ import annotations
@@ -31,10 +38,14 @@ LOWEST = 2.0**-20  # amplitudes below this are not histogrammed (digital silence
 OCTAVES = 22  # up to 4.0 (float files may exceed full scale)
 PILE_HALF_WIDTH = 0.015  # the band around a candidate level, relative
 BELOW = (0.07, 0.03)  # the reference band below it: from 7 % to 3 % under the level
-PILE_RATIO = 1.5  # density in the band over the density below it, to call a pile-up
+PILE_RATIO = 1.35  # density in the band over the density below it, to call a pile-up that has a partner
+PILE_ALONE = 2.0  # ... and one that has none
+PILE_AGREE = 0.05  # partners: pile-ups of opposite polarities (any channel) whose levels agree this closely
 PILE_Z = 8.0  # and its excess in Poisson standard deviations
 PILE_MIN_SHARE = 2e-4  # and at least this share of the polarity's samples in the band
-TAIL_INDEX_MAX = 0.35  # (q99.99 - q99.9) / (q99.9 - q99) at or below this: a compressed (saturated) top
+MIN_LEVEL = 2.0**-10  # no level below this (-60 dBFS), where quantisation and dither make their own piles
+TAIL_INDEX_MAX = 0.35  # (q99.99 - q99.9) / (q99.9 - q99) at or below this: a compressed top ...
+SPREAD_MAX = 0.021  # ... and (q99.99 - q99.9) / q99.99 at or below this: squashed, not only mastered (saturated)
 TAIL_MIN_SAMPLES = 20000  # fewer samples of a polarity: too few for the 99.99th percentile
 LOWEST_CANDIDATE = 0.1  # levels are looked for above this quantile of the amplitudes
 MODE_SEARCH = 0.12  # the pile-up's centre lies within 12 % of where its ratio peaks
@@ -53,7 +64,8 @@ DESCRIPTIONS = {
 class PolarityEstimate:
     """One channel's one polarity: ``level`` (a magnitude: the centre of the pile-up, or the peak),
     ``band`` (samples at or beyond it count as clipped: the lower edge of the pile-up), ``kind``,
-    ``confidence`` in [0, 1] (of the kind stated), the pile-up ``ratio`` and the ``tail_index``."""
+    ``confidence`` in [0, 1] (of the kind stated), the pile-up ``ratio``, the ``tail_index`` and the
+    ``spread`` of the top."""
 
     level: float
     band: float
@@ -62,6 +74,7 @@ class PolarityEstimate:
     ratio: float
     tail_index: float
     peak: float
+    spread: float = float("nan")  # (q99.99 - q99.9) / q99.99
 
 
 @dataclass(frozen=True)
@@ -118,14 +131,14 @@ class AmplitudeHistogram:
     def estimate(self, sensitivity: float = 1.0) -> CodedClipLevel:
         if sensitivity <= 0:
             raise ValueError(f"sensitivity must be positive; got {sensitivity}")
-        out = [
-            [
-                _estimate_polarity(self.counts[c, p], float(self.peaks[c, p]), sensitivity)
-                for c in range(len(self.counts))
-            ]
-            for p in (0, 1)
-        ]
-        return CodedClipLevel(high=out[0], low=out[1])
+        channels = range(len(self.counts))
+        piles = [[_strongest_pile(self.counts[c, p], sensitivity) for c in channels] for p in (0, 1)]
+
+        def one(c: int, p: int) -> PolarityEstimate:
+            pile, counts, peak = piles[p][c], self.counts[c, p], float(self.peaks[c, p])
+            return _estimate_polarity(counts, peak, sensitivity, pile, _partner(pile, piles[1 - p]))
+
+        return CodedClipLevel(high=[one(c, 0) for c in channels], low=[one(c, 1) for c in channels])
 
 
 def estimate_clip_level(y: Tensor, sensitivity: float = 1.0) -> CodedClipLevel:
@@ -149,53 +162,107 @@ def _bins(relative: float) -> int:
     return max(1, round(math.log2(1 + relative) * BINS_PER_OCTAVE))
 
 
-def _tail_index(counts: np.ndarray) -> float:
-    """``(q99.99 - q99.9) / (q99.9 - q99)`` of the polarity's amplitudes: about 0.6-1 for music
-    (0.82 for a Gaussian, 1 for a Laplacian), near 0 when the top is squashed."""
-    total = counts[1:].sum()
-    if total < TAIL_MIN_SAMPLES:
-        return float("nan")
-    cumulative = np.cumsum(counts[1:])
-    q = [_amplitude(np.searchsorted(cumulative, p * total) + 1) for p in (0.99, 0.999, 0.9999)]
-    return float((q[2] - q[1]) / max(q[1] - q[0], 1e-12))
+@dataclass(frozen=True)
+class _Pile:
+    """A polarity's strongest pile-up candidate: its density ratio, centre bin, level, and the band's
+    mass and the mass of the reference band below it, scaled to the band's width."""
+
+    ratio: float
+    best: int
+    level: float
+    mass: float
+    reference: float
 
 
-def _estimate_polarity(counts: np.ndarray, peak: float, sensitivity: float) -> PolarityEstimate:
+def _strongest_pile(counts: np.ndarray, sensitivity: float) -> _Pile | None:
+    """The candidate level with the strongest pile-up (enough samples, :data:`PILE_Z` deviations
+    over the band below, at or above :data:`MIN_LEVEL`), or ``None`` when no candidate has enough;
+    its ratio may be under any threshold (the decision is :func:`_estimate_polarity`'s)."""
     total = int(counts[1:].sum())
-    tail = _tail_index(counts)
-    none = PolarityEstimate(peak, peak, "none", 1.0, 0.0, tail, peak)
-    if total == 0 or peak <= 0:
-        return none
+    if total == 0:
+        return None
     half, lo, hi = _bins(PILE_HALF_WIDTH), _bins(BELOW[0]), _bins(BELOW[1])
     window = np.convolve(counts.astype(np.float64), np.ones(2 * half + 1), "same")  # band mass at each centre
     below = np.convolve(counts.astype(np.float64), np.ones(lo - hi + 1), "full")[: len(counts)]  # mass of [i-lo+hi, i]
     reference = np.zeros_like(window)
     reference[hi:] = below[:-hi] * (2 * half + 1) / (lo - hi + 1)  # mass of [i-lo, i-hi], scaled to the band's width
     floor = int(np.searchsorted(np.cumsum(counts[1:]), LOWEST_CANDIDATE * total)) + 1
+    lowest = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)
     top = int(np.nonzero(counts)[0].max())
-    candidates = np.arange(max(floor, lo), top + 1)
+    candidates = np.arange(max(floor, lo, lowest), top + 1)
+    if not len(candidates):
+        return None
     ratio = window[candidates] / np.maximum(reference[candidates], 1.0)
     z = (window[candidates] - reference[candidates]) / np.sqrt(reference[candidates] + 1.0)
     enough = (window[candidates] >= PILE_MIN_SHARE * total) & (z >= PILE_Z / sensitivity)
+    if not enough.any():
+        return None
     ratio = np.where(enough, ratio, 0.0)
-    needed = 1 + (PILE_RATIO - 1) / sensitivity
-    pile_score = (ratio.max() - 1) / (needed - 1) if len(ratio) else 0.0
-    tail_score = (1 - tail / 1.0) / (1 - TAIL_INDEX_MAX * sensitivity) if math.isfinite(tail) else 0.0
-    if len(ratio) and ratio.max() >= needed:
-        best = _mode_near(window, int(candidates[int(np.argmax(ratio))]), top)
-        level = _vertex(counts, best)
-        above = counts[best + half + 1 :].sum()
-        if above < 0.02 * window[best] and peak < level * (1 + 2 * PILE_HALF_WIDTH):  # nothing beyond: a ceiling
-            return PolarityEstimate(peak, peak, "soft", _confidence(pile_score), float(ratio.max()), tail, peak)
-        band = _band_edge(counts, best, reference[best] / (2 * half + 1), level)
-        confidence = _confidence(pile_score)
-        return PolarityEstimate(level, band, "hard-coded", confidence, float(ratio.max()), tail, peak)
-    if math.isfinite(tail) and tail <= TAIL_INDEX_MAX * sensitivity:
-        return PolarityEstimate(peak, peak, "soft", _confidence(tail_score), float(ratio.max(initial=0)), tail, peak)
-    doubt = max(pile_score, tail_score, 0.0)
-    return PolarityEstimate(
-        peak, peak, "none", float(np.clip(1 - doubt, 0, 1)), float(ratio.max(initial=0)), tail, peak
-    )
+    best = _mode_near(window, int(candidates[int(np.argmax(ratio))]), top)
+    return _Pile(float(ratio.max()), best, _vertex(counts, best), float(window[best]), float(reference[best]))
+
+
+def _partner(pile: _Pile | None, others: list[_Pile | None]) -> float:
+    """The strongest ratio among ``others`` (the opposite polarity's piles, every channel) whose
+    level agrees with ``pile``'s within :data:`PILE_AGREE`; 0 when none does."""
+    if pile is None:
+        return 0.0
+    agree = [o.ratio for o in others if o is not None and abs(o.level / pile.level - 1) <= PILE_AGREE]
+    return max(agree, default=0.0)
+
+
+def _pile_score(ratio: float, partner: float, sensitivity: float) -> float:
+    """1 at the threshold: a ratio of :data:`PILE_ALONE`, or of :data:`PILE_RATIO` on both sides
+    of a partnership (each threshold ``1 + (T - 1) / sensitivity``)."""
+    alone = (ratio - 1) * sensitivity / (PILE_ALONE - 1)
+    paired = (min(ratio, partner) - 1) * sensitivity / (PILE_RATIO - 1)
+    return max(alone, paired, 0.0)
+
+
+def _soft_score(tail: float, spread: float, sensitivity: float) -> float:
+    """1 at the threshold: the smaller of ``TAIL_INDEX_MAX * sensitivity / tail`` and
+    ``SPREAD_MAX * sensitivity / spread`` (a squashed top needs both); 0 without enough samples."""
+    if not math.isfinite(tail):
+        return 0.0
+    return min(TAIL_INDEX_MAX / max(tail, 1e-9), SPREAD_MAX / max(spread, 1e-9)) * sensitivity
+
+
+def _top_shape(counts: np.ndarray) -> tuple[float, float]:
+    """The tail index ``(q99.99 - q99.9) / (q99.9 - q99)`` of the polarity's amplitudes (about 0.6-1
+    for music, 0.82 for a Gaussian, 1 for a Laplacian, near 0 when the top is squashed) and the
+    spread ``(q99.99 - q99.9) / q99.99`` (mastered music 0.025 and more, tanh or a limiter driven
+    10 dB into its ceiling 0.02 and less); NaN for both under :data:`TAIL_MIN_SAMPLES`."""
+    total = counts[1:].sum()
+    if total < TAIL_MIN_SAMPLES:
+        return float("nan"), float("nan")
+    cumulative = np.cumsum(counts[1:])
+    q = [_amplitude(np.searchsorted(cumulative, p * total) + 1) for p in (0.99, 0.999, 0.9999)]
+    return float((q[2] - q[1]) / max(q[1] - q[0], 1e-12)), float((q[2] - q[1]) / q[2])
+
+
+def _estimate_polarity(
+    counts: np.ndarray, peak: float, sensitivity: float, pile: _Pile | None, partner: float
+) -> PolarityEstimate:
+    """One polarity's kind from its strongest ``pile`` and its ``partner``'s ratio (see
+    :func:`_partner`), else from the shape of its top."""
+    total = int(counts[1:].sum())
+    tail, spread = _top_shape(counts)
+    none = PolarityEstimate(peak, peak, "none", 1.0, 0.0, tail, peak, spread)
+    if total == 0 or peak <= 0:
+        return none
+    ratio = pile.ratio if pile is not None else 0.0
+    pile_score = _pile_score(ratio, partner, sensitivity) if pile is not None else 0.0
+    soft_score = _soft_score(tail, spread, sensitivity)
+    if pile is not None and pile_score >= 1:
+        half = _bins(PILE_HALF_WIDTH)
+        if peak < pile.level * (1 + 2 * PILE_HALF_WIDTH):  # no codec noise lifts samples beyond it: a ceiling
+            return PolarityEstimate(peak, peak, "soft", _confidence(pile_score), ratio, tail, peak, spread)
+        band = _band_edge(counts, pile.best, pile.reference / (2 * half + 1), pile.level)
+        return PolarityEstimate(pile.level, band, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
+    if soft_score >= 1:
+        return PolarityEstimate(peak, peak, "soft", _confidence(soft_score), ratio, tail, peak, spread)
+    doubt = max(pile_score, soft_score, 0.0)
+    return PolarityEstimate(peak, peak, "none", float(np.clip(1 - doubt, 0, 1)), ratio, tail, peak, spread)
 
 
 def _mode_near(window: np.ndarray, index: int, top: int) -> int:

@@ -239,6 +239,10 @@ def test_coded_detection(tmp_path, corpus):
     for codec in ("mp3 128k", "opus 96k"):
         flagged = re.search(rf"clean {codec}: (\d+)/2 flagged", out)
         assert flagged and int(flagged.group(1)) <= 2, out
+    clean = table(out, "coded")
+    assert [row[:2] for row in clean] == [["mp3 128k", "2"], ["opus 96k", "2"]]
+    for _, _, flagged, *kinds, names in clean:
+        assert int(flagged) == sum(map(int, kinds)) <= 2 and (names == "-") == (flagged == "0")
     rows = table(out, "codec")
     assert [(row[0], row[1]) for row in rows] == [(c, f"{v} dB") for c in ("none", "mp3", "opus") for v in LEVELS]
     for _, _, detected, median, worst in rows:

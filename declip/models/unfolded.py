@@ -15,7 +15,8 @@ schedule with ``r = 1``, or geometric up to ``k_max``), :math:`\\delta_{i,b}` a 
 A-SPADE. The levels are relative to each frame's own coefficients, so the model is exactly equivariant to
 amplitude.
 
-Frames without a clipped sample are not computed (they are their input), and every sample depends
+Frames without a clipped sample are not computed (they are their input); with ``eps``, a frame stops as
+soon as A-SPADE's criterion holds (its spectrum within ``eps`` of its sparse estimate). Every sample depends
 only on the frames that hold it: the receptive field is one window, so chunked restoration equals
 one pass. The output is consistent: reliable samples are kept bit-exact.
 """
@@ -69,6 +70,9 @@ class UnfoldedSPADE(nn.Module):
             of linearly: few iterations then reach the dense sparsities heavy clipping needs.
         bands: frequency bands (log-spaced) with a threshold offset each, per iteration.
         sharpness: initial steepness of the smooth threshold (in 1 / log-power units); large is hard.
+        eps: if given, A-SPADE's stopping rule: a frame whose spectrum is within ``eps`` (threshold units,
+            windowed frame) of its sparsified spectrum is done and leaves the batch; the others run on.
+            None runs every frame through all K iterations.
     """
 
     @capture_init
@@ -83,6 +87,7 @@ class UnfoldedSPADE(nn.Module):
         k_max: int | None = None,
         bands: int = 16,
         sharpness: float = 8.0,
+        eps: float | None = None,
     ) -> None:
         super().__init__()
         if window < 16 or window & (window - 1):
@@ -99,10 +104,13 @@ class UnfoldedSPADE(nn.Module):
             )
         if k_max is not None and k_max < k_step:
             raise ConfigError(f"UnfoldedSPADE k_max must be at least k_step; got k_max {k_max}, k_step {k_step}")
+        if eps is not None and not eps >= 0:
+            raise ConfigError(f"UnfoldedSPADE eps must be at least 0 (or null: run all K iterations); got {eps}")
         if not sharpness > 0:
             raise ConfigError(f"UnfoldedSPADE sharpness must be positive; got {sharpness}")
         self.channels, self.window, self._hop = channels, window, hop
         self.redundancy, self.iterations, self.k_step, self.k_max = redundancy, iterations, k_step, k_max
+        self.eps = eps
         bins = redundancy * window // 2 + 1
         self.sparsities = [min(k, bins) for k in self._schedule(k_step, k_max, iterations)]
         # band of each bin: log-spaced edges from bin 1 up, DC in the first band
@@ -180,6 +188,8 @@ class UnfoldedSPADE(nn.Module):
         sharp = self.log_sharpness.exp()
         dc = torch.ones(bins, dtype=frames.dtype, device=frames.device)
         dc[0] = 0.25  # DC ranks at half its magnitude, as hard_thresholding.m ranks it
+        alive = torch.arange(frames.shape[0], device=frames.device)
+        finished: list[tuple[Tensor, Tensor]] = []
         for i in range(self.iterations):
             v = z + dual
             power = v.square().sum(-1) * dc
@@ -187,8 +197,23 @@ class UnfoldedSPADE(nn.Module):
             level = power.detach().topk(k, dim=1, sorted=False).values.amin(1, keepdim=True).clamp(min=TINY)
             log_ratio = torch.log(power.clamp(min=TINY) / level) - self.offset[i][self.band]
             gain = torch.sigmoid((sharp[i] * log_ratio).clamp(-SIGMOID_RANGE, SIGMOID_RANGE))
-            b = v * gain[..., None] - dual
+            sparse = v * gain[..., None]
+            if self.eps is not None:  # A-SPADE's rule: a frame within eps of its sparse estimate is done
+                done = ((z - sparse).detach().square().sum((1, 2)) * 2).sqrt() <= self.eps
+                if bool(done.any()):
+                    finished.append((alive[done], x[done]))
+                    keep = ~done
+                    alive, x, z, dual, sparse, lower, upper = (
+                        t[keep] for t in (alive, x, z, dual, sparse, lower, upper)
+                    )
+                    if alive.numel() == 0:
+                        break
+            b = sparse - dual
             x = torch.fft.irfft(torch.view_as_complex(b), n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
             z = torch.view_as_real(torch.fft.rfft(x, n=n, norm="ortho"))
             dual = z - b
-        return x
+        if not finished:
+            return x
+        finished.append((alive, x))
+        index = torch.cat([f[0] for f in finished])
+        return torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))

@@ -96,12 +96,54 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"k_step": 0}, "k_step"),
         ({"sharpness": 0.0}, "sharpness"),
         ({"k_step": 8, "k_max": 4}, "k_max must be at least k_step"),
+        ({"eps": -0.1}, "eps must be at least 0"),
     ],
 )
 def test_bad_settings_stop_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message) as error:
         small(**kwargs)
     assert "\n" not in str(error.value)
+
+
+def test_eps_stops_converged_frames_as_aspade_does(monkeypatch):
+    """With ``eps``, a frame within eps of its sparse estimate stops (A-SPADE's rule): on a sparse signal
+    the restoration matches A-SPADE run with the same eps and iterations, with fewer frame transforms."""
+    x = sparse_signal(16000, 7)
+    theta = threshold_for_sdr(x[None], 10.0)
+    y = Clipping(theta)(x)
+    kwargs = {"window": 1024, "hop": 256, "redundancy": 2}
+    rows = []
+    irfft = torch.fft.irfft
+    monkeypatch.setattr(torch.fft, "irfft", lambda t, *a, **k: rows.append(t.shape[0]) or irfft(t, *a, **k))
+
+    def restore(eps):
+        rows.clear()
+        model = Declipper(UnfoldedSPADE(iterations=60, k_step=8, sharpness=50.0, eps=eps, **kwargs))
+        with torch.no_grad():
+            out = model(y[None, None], Clipping(theta))[0, 0]
+        return out, sum(rows)
+
+    full, work_full = restore(None)
+    stopped, work_stopped = restore(0.1 / float(theta))  # A-SPADE's eps, in the model's threshold units
+    monkeypatch.setattr(torch.fft, "irfft", irfft)
+    reference = aspade(y.double(), theta.double(), s=8, r=1, max_iterations=60, eps=0.1, **kwargs).float()
+    assert work_stopped < 0.8 * work_full, (work_stopped, work_full)  # converged frames stopped
+    gains = [float(sdr(x[None], out[None])) - 10.0 for out in (stopped, reference, full)]
+    assert gains[1] > 3.0 and abs(gains[0] - gains[1]) < 0.5, gains
+    masks = Clipping(theta).masks(y)
+    assert torch.equal(stopped[masks.reliable], y[masks.reliable])
+
+
+def test_eps_without_bound_returns_the_input_and_keeps_gradients():
+    """eps = inf: every frame is done at its first iterate, the input itself; a finite eps that stops some
+    frames still passes gradients to every parameter of the iterations that ran."""
+    x = sparse_signal(8192, 3)[None, None]
+    physics = Clipping(threshold_for_sdr(x[0], 5.0)[:, None, None])
+    y = physics(x)
+    assert torch.equal(Declipper(small(eps=math.inf))(y, physics), y)
+    backbone = small(iterations=3, eps=1e-3)
+    ReclipLoss(g_min=1.0, g_max=4.0)(None, y.repeat(2, 1, 1), physics, Declipper(backbone)).backward()
+    assert bool((backbone.offset.grad.abs().sum(1) > 0).all())
 
 
 def test_geometric_schedule_runs_from_k_step_to_k_max():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from declip.config import config_of, instantiate
 from declip.data.clipping import ClipLevels
+from declip.data.coded_segments import CodedClipping, CodedSegments
 from declip.data.corpus import Corpus, Track
 from declip.data.resumable import training_loader
 from declip.data.segments import ClippedSegments
@@ -30,6 +31,11 @@ class AudioDataModule(L.LightningDataModule):
         train_items, val_items, test_items: examples per epoch / set.
         gain_db_range: random gain of training examples (dB).
         clean_targets: give training batches the clean ``x`` (only the supervised loss uses it).
+        codecs: clip, then code: every segment (training and evaluation) is coded after clipping by
+            one of these real encoders, codec to kbps (``{mp3: 128, opus: 96}``; one drawn per item),
+            and measured under a tolerance band (:class:`~declip.data.coded_segments.CodedClipping`).
+            ``None``: uncoded.
+        codec_band: the band's relative width δ under the encoder's gain times θ, uniform in this range.
         batch_size, num_workers, seed: loader settings.
     """
 
@@ -47,6 +53,8 @@ class AudioDataModule(L.LightningDataModule):
         test_items: int = 700,
         gain_db_range: tuple[float, float] = (-6.0, 0.0),
         clean_targets: bool = True,
+        codecs: Mapping[str, float] | None = None,
+        codec_band: tuple[float, float] = (0.01, 0.1),
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
@@ -61,6 +69,9 @@ class AudioDataModule(L.LightningDataModule):
         self.hparams["corpus"] = config_of(self.corpus)
         self.train_levels = ClipLevels(input_sdr_range=input_sdr_range, threshold_range=threshold_range)
         self.eval_levels = ClipLevels(fixed_sdrs=levels)
+        self.coding = CodedClipping(codecs, tuple(codec_band)) if codecs else None
+        if self.coding is not None and isinstance(self.corpus, StreamingCorpus):
+            raise ConfigError("codecs (clip, then code) needs a corpus read from files, not a StreamingCorpus")
         self.tracks: dict[str, list[Track]] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -81,13 +92,17 @@ class AudioDataModule(L.LightningDataModule):
                 self.eval_levels if fixed else self.train_levels, items, hp.seed, fixed,
                 (0.0, 0.0) if fixed else tuple(hp.gain_db_range), True if fixed else hp.clean_targets,
             )  # fmt: skip
-        return ClippedSegments(
-            self.tracks[split], round(hp.segment_seconds * hp.sample_rate), hp.sample_rate, hp.channels,
+        length = round(hp.segment_seconds * hp.sample_rate) + (2 * self.coding.margin if self.coding else 0)
+        segments = ClippedSegments(
+            self.tracks[split], length, hp.sample_rate, hp.channels,
             self.eval_levels if fixed else self.train_levels, items, hp.seed, fixed, stream=split,
             remix=self.corpus.remix and not fixed, remix_stems=self.corpus.stems,
             gain_db_range=(0.0, 0.0) if fixed else tuple(hp.gain_db_range),
             clean_targets=True if fixed else hp.clean_targets,
         )  # fmt: skip
+        if self.coding is None:
+            return segments
+        return CodedSegments(segments, self.coding, hp.sample_rate, hp.seed, split)
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams

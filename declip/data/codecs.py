@@ -4,19 +4,36 @@ MP3 goes through LAME at constant bit rate; its 128 kbps setting is libsndfile's
 2/3 (320 - level * 288 kbps, snapped to an MP3 rate). Opus runs at 48 kHz only, so other rates are
 resampled there and back (torchaudio); libsndfile maps the level to about
 ``(6 + 250 * (1 - level))`` kbps per channel. Decoded audio comes back aligned sample for sample
-with the input (the decoders drop the encoder delay). LAME scales the signal by 0.95 on the way.
+with the input (the decoders drop the encoder delay). LAME scales the signal by 0.95 on the way
+(:data:`ENCODER_GAINS`).
 """
 
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms as AT
 
 CODECS = ("mp3", "opus", "vorbis")
+ENCODER_GAINS = {"mp3": 0.95, "opus": 1.0, "vorbis": 1.0}
+"""The factor each encoder applies to the level of a signal (LAME's 0.95; measured with a sine)."""
+
+
+@lru_cache(maxsize=8)
+def _resampler(source: int, target: int) -> AT.Resample:
+    """A resampler with its filter computed once (the functional form rebuilds it on every call)."""
+    return AT.Resample(source, target)
+
+
+def _resample(audio: np.ndarray, source: int, target: int) -> np.ndarray:
+    """``audio`` ``(frames, channels)`` from ``source`` to ``target`` Hz."""
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(audio.T, dtype=np.float32))
+        return _resampler(source, target)(x).numpy().T
 
 
 def _levels(codec: str, kbps: float, channels: int) -> dict:
@@ -38,9 +55,7 @@ def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tupl
     """The encoded bytes of ``audio`` ``(frames, channels)`` and the rate they are stored at."""
     rate = 48000 if codec == "opus" else sample_rate
     if rate != sample_rate:
-        audio = (
-            AF.resample(torch.from_numpy(np.ascontiguousarray(audio.T, dtype=np.float32)), sample_rate, rate).numpy().T
-        )
+        audio = _resample(audio, sample_rate, rate)
     buffer = io.BytesIO()
     sf.write(buffer, audio, rate, **_levels(codec, kbps, audio.shape[1]))
     return buffer.getvalue(), rate
@@ -51,7 +66,7 @@ def code(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> np.nda
     data, rate = encode(audio, sample_rate, codec, kbps)
     decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     if rate != sample_rate:
-        decoded = AF.resample(torch.from_numpy(np.ascontiguousarray(decoded.T)), rate, sample_rate).numpy().T
+        decoded = _resample(decoded, rate, sample_rate)
     out = np.zeros((audio.shape[0], audio.shape[1]), dtype=np.float32)
     n = min(len(out), len(decoded))
     out[:n] = decoded[:n]

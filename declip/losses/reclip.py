@@ -29,10 +29,16 @@ class ReclipLoss(Loss):
     smaller peaks than the base model knew (docs/results.md). The base model is set by
     :func:`declip.training.adapt.adapt`; training from scratch has none and refuses an anchor.
 
+    After lossy coding (clip, then code), the samples of a smeared plateau that dip inside the
+    band's edge are reliable in ``y`` but not the signal's: ``guard > 0`` drops the reliable samples
+    within ``guard`` samples of a clipped one from the targets (they are asked nothing), so the
+    network is not taught the plateau's flat top.
+
     Args:
         weight: the factor on this loss.
         g_min, g_max, distribution: the law of ``g`` (both at least 1), see :class:`AmplitudeScale`.
         anchor: the factor on the pull toward the base model on clipped samples (0: none).
+        guard: reliable samples this close to a clipped one (in samples) are no target (0: all are).
     """
 
     name = "reclip"
@@ -46,14 +52,17 @@ class ReclipLoss(Loss):
         g_max: float = 2.0,
         distribution: str = "log-uniform",
         anchor: float = 0.0,
+        guard: int = 0,
     ) -> None:
         super().__init__(weight)
         if g_min < 1:
             raise ConfigError(f"ReclipLoss clips harder, so g_min must be at least 1; got {g_min}")
         if anchor < 0:
             raise ConfigError(f"ReclipLoss anchor must be >= 0; got {anchor}")
+        if guard < 0:
+            raise ConfigError(f"ReclipLoss guard must be >= 0 samples; got {guard}")
         self.transform = AmplitudeScale(g_min, g_max, distribution)
-        self.anchor = anchor
+        self.anchor, self.guard = anchor, guard
         self._base: tuple[Reconstructor, ...] = ()  # a tuple keeps the frozen model out of state_dict and optimizer
 
     @property
@@ -71,7 +80,11 @@ class ReclipLoss(Loss):
         g = self.transform.sample(y.shape[0], device=y.device).to(y)
         harder = Clipping(physics.high.to(y) / g, physics.low.to(y) / g)
         x2 = model(harder(y), harder)
-        loss = consistency_error(x2, y, physics)
+        if self.guard:
+            near = _near_clipped(physics.masks(y).clipped, self.guard)
+            loss = consistency_error(torch.where(near, y, x2), y, physics)  # no error where no target
+        else:
+            loss = consistency_error(x2, y, physics)
         if self.needs_base:
             if not self._base:
                 raise ConfigError(
@@ -83,3 +96,9 @@ class ReclipLoss(Loss):
             off = torch.where(physics.masks(y).clipped, x2 - target, torch.zeros_like(x2))
             loss = loss + self.anchor * scaled_square_error(off, torch.zeros_like(off), physics)
         return self.weight * loss
+
+
+def _near_clipped(clipped: Tensor, guard: int) -> Tensor:
+    """Reliable samples within ``guard`` samples of a clipped one, ``(batch, channels, time)`` bool."""
+    dilated = torch.nn.functional.max_pool1d(clipped.float().flatten(0, 1)[:, None], 2 * guard + 1, 1, guard)
+    return (dilated.reshape(clipped.shape) > 0) & ~clipped

@@ -58,3 +58,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(checkpoint, dict):
         raise ConfigError(f"{path}: not a Lightning checkpoint (holds a {type(checkpoint).__name__}, not a dict)")
     return checkpoint
+
+
+def network_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The :class:`~declip.models.Declipper` weights at ``path``: a model folder's ``model.safetensors``
+    (or the folder itself), or a ``.ckpt`` written by ``declip fit``; :class:`ConfigError` (one line) else."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such weights file")
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    state = load_checkpoint(path).get("state_dict", {})
+    weights = {key.removeprefix("model."): value for key, value in state.items() if key.startswith("model.")}
+    if not weights:
+        raise ConfigError(f"{path}: holds no network weights (no state_dict entry under 'model.')")
+    return weights

@@ -16,6 +16,7 @@ from declip.losses import Loss
 from declip.metrics import DEFAULT_LEVELS, DeclippingMetrics
 from declip.models import Declipper
 from declip.physics import Clipping
+from declip.training.checkpoint import network_weights
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -49,6 +50,9 @@ class DeclipModule(L.LightningModule):
             ``max_steps`` (the synthetic and music runs drift after their peak at a constant rate).
         sample_rate: rate of the audio the model is trained for (Hz); travels with checkpoints.
         levels: input SDRs (dB) of the metric buckets.
+        init_weights: fine-tune: the network starts ``fit`` from these weights (a model folder such as
+            ``zoo/unet-music-reclip``, its ``model.safetensors``, or a ``.ckpt``); read when ``fit``
+            sets up, so a run resumed with ``--ckpt_path`` continues from the checkpoint's weights.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class DeclipModule(L.LightningModule):
         lr_schedule: str = "constant",
         sample_rate: int = 44100,
         levels: Sequence[float] = DEFAULT_LEVELS,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         if lr_schedule not in ("constant", "cosine"):
@@ -86,6 +91,11 @@ class DeclipModule(L.LightningModule):
         )  # fmt: skip
         module.model.load_state_dict(model.state_dict())
         return module
+
+    def setup(self, stage: str) -> None:
+        # Lightning calls this before it restores a --ckpt_path, which then replaces these weights
+        if stage == "fit" and self.hparams.get("init_weights"):
+            self.model.load_state_dict(network_weights(self.hparams.init_weights))
 
     @property
     def regime(self) -> str:

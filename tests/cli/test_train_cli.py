@@ -106,6 +106,7 @@ def test_music_configs_run_on_a_musdb_tree(config, musdb, tmp_path, monkeypatch)
         "--data.init_args.batch_size=2",
         "--data.init_args.num_workers=0",
         "--trainer.fast_dev_run=2",
+        "--model.init_weights=null",  # a fine-tuning config starts from a shipped model of the full size
     ]
     assert main(["fit", "--config", str(config), *tiny]) == 0
 
@@ -135,6 +136,40 @@ def test_last_ckpt_is_the_final_step_of_a_music_run(musdb, tmp_path, monkeypatch
     folder = tmp_path / "lightning_logs/version_0/checkpoints"
     assert torch.load(folder / "last.ckpt", weights_only=False)["global_step"] == 6
     assert (folder / "latest-step6.ckpt").is_file()
+
+
+def test_the_coded_config_fine_tunes_from_init_weights_and_resumes_from_its_checkpoint(musdb, tmp_path, monkeypatch):
+    """``init_weights`` starts ``fit`` from a model's weights; ``--ckpt_path`` then wins over it. At lr 0 the
+    weights a run ends with are the ones it started from."""
+    monkeypatch.chdir(tmp_path)
+
+    def fit(root: str, *extra: str) -> dict:
+        args = [
+            "--config", str(ROOT / "configs/music-reclip-coded.yaml"),
+            "--model.backbone.init_args.widths=[4, 8]",
+            f"--data.init_args.corpus.init_args.root={musdb}",
+            "--data.init_args.corpus.init_args.valid_fraction=0.25",
+            "--data.init_args.batch_size=2", "--data.init_args.num_workers=0",
+            "--data.init_args.val_items=2", "--data.init_args.train_items=16",
+            "--trainer.val_check_interval=2", "--trainer.default_root_dir", str(tmp_path / root), *extra,
+        ]  # fmt: skip
+        assert main(["fit", *args]) == 0
+        found = sorted((tmp_path / root).glob("lightning_logs/version_*/checkpoints/last.ckpt"))
+        return torch.load(found[-1], weights_only=False)
+
+    def weights(checkpoint: dict) -> list[torch.Tensor]:
+        return [v for k, v in sorted(checkpoint["state_dict"].items()) if k.startswith("model.")]
+
+    first = fit("a", "--model.init_weights=null", "--trainer.max_steps=2")
+    other = fit("b", "--model.init_weights=null", "--trainer.max_steps=2", "--seed_everything=1")
+    start_a = str(tmp_path / "a/lightning_logs/version_0/checkpoints/last.ckpt")
+    tuned = fit("c", f"--model.init_weights={start_a}", "--model.lr=0", "--trainer.max_steps=2")
+    assert all(torch.equal(u, v) for u, v in zip(weights(tuned), weights(first)))
+    assert not all(torch.equal(u, v) for u, v in zip(weights(other), weights(first)))
+    start_b = str(tmp_path / "b/lightning_logs/version_0/checkpoints/last.ckpt")
+    resumed = fit("c", f"--model.init_weights={start_b}", "--model.lr=0", "--trainer.max_steps=4", "--ckpt_path=last")
+    assert resumed["global_step"] == 4
+    assert all(torch.equal(u, v) for u, v in zip(weights(resumed), weights(first)))  # the checkpoint's, not b's
 
 
 def test_an_anchor_without_a_base_model_fails_in_fit_with_one_line(tmp_path):

@@ -110,3 +110,20 @@ def test_a_channel_mismatch_between_data_and_backbone_is_a_config_error():
     batch = next(iter(_data().train_dataloader()))  # mono
     with pytest.raises(ConfigError, match="channels"):
         module.physics_of(batch)
+
+
+def test_init_weights_load_a_model_folder_when_fit_sets_up():
+    from pathlib import Path
+
+    from declip.config import config_of, instantiate
+    from declip.zoo import load_model
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = load_model(str(root / "zoo/unet-music-reclip")).model
+    module = DeclipModule(
+        instantiate(config_of(shipped.backbone)), ReclipLoss(), init_weights=str(root / "zoo/unet-music-reclip")
+    )
+    module.setup("validate")  # only fit starts from them
+    assert not torch.equal(module.model.backbone.stem.weight, shipped.backbone.stem.weight)
+    module.setup("fit")
+    assert all(torch.equal(a, b) for a, b in zip(module.model.state_dict().values(), shipped.state_dict().values()))

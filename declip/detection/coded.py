@@ -10,7 +10,13 @@ over blocks), looks for that pile-up, and reports a level, a kind and a confiden
 - ``hard-coded``: a pile-up with samples on both sides of it (codec noise around a flat top).
   A strong pile-up counts alone; a moderate one needs a partner, a pile-up of the opposite
   polarity (in any channel) at the same level: clipping flattens both polarities at the
-  converter's rails, where a sustained sound or a loud passage can make a bump on one side only;
+  converter's rails, where a sustained sound or a loud passage can make a bump on one side only.
+  A codec that adds noise of a few % of the level (Opus) spreads the pile-up over ±5-10 %, too
+  wide for that test; a wide pile-up (a bump: denser ±5 % around the level than 15-30 % under it
+  and 15-30 % over it) counts when it has a partner and the half-cycles' peaks (each run of one
+  sign's largest magnitude: every half-cycle that reached the rail peaks there) pile up at the
+  same level, with a partner too. A clean track can have either bump (a sustained tone, a
+  compressed master), seldom both; saturation makes both, and a squashed top (below) wins;
 - ``soft``: no pile-up, but the top of the distribution is squashed (tanh or arctan
   saturation, a brick-wall limiter driven hard): the upper quantiles crowd together, in shape
   (the tail index) and in extent (the top 0.1 % of samples within 2.1 % of the 99.99th
@@ -50,6 +56,14 @@ TAIL_MIN_SAMPLES = 20000  # fewer samples of a polarity: too few for the 99.99th
 LOWEST_CANDIDATE = 0.1  # levels are looked for above this quantile of the amplitudes
 MODE_SEARCH = 0.12  # the pile-up's centre lies within 12 % of where its ratio peaks
 BAND = (0.01, 0.10)  # the tolerance band under a coded level: at least 1 %, at most 10 %
+WIDE_HALF_WIDTH = 0.05  # the wide pile-up (smeared by a noisier codec): the band around a level, relative
+WIDE_BELOW = (0.30, 0.15)  # its reference bands: from 30 % to 15 % under the level ...
+WIDE_ABOVE = (0.15, 0.30)  # ... and from 15 % to 30 % over it (the denser one counts: a bump, not a slope)
+WIDE_RATIO = 1.4  # samples: the band's density over the reference's, on both sides of a partnership
+PEAKS_RATIO = 1.5  # half-cycle peaks: the same, at the samples' level (see WIDE_AGREE)
+WIDE_AGREE = (0.95, 1.30)  # half-cycle peaks' level over the samples': the largest of a noisy top sits over it
+PEAKS_Z = 5.0  # half-cycle peaks' pile-up: its excess in Poisson standard deviations ...
+PEAKS_MIN_SHARE = 1e-3  # ... and at least this share of the polarity's half-cycles in the band
 
 KINDS = ("hard", "hard-coded", "soft", "none")
 DESCRIPTIONS = {
@@ -112,11 +126,15 @@ class CodedClipLevel:
 
 
 class AmplitudeHistogram:
-    """Counts of ``log2 |y|`` per channel and polarity, accumulated block by block ``(channels, time)``."""
+    """Counts of ``log2 |y|`` per channel and polarity, accumulated block by block ``(channels, time)``,
+    of the samples (``counts``) and of the half-cycles' peaks (``cycle_counts``: each run of samples of
+    one sign, its largest magnitude; a run that a block's end cuts is completed by the next block)."""
 
     def __init__(self, channels: int) -> None:
         self.counts = np.zeros((channels, 2, BINS_PER_OCTAVE * OCTAVES + 1), dtype=np.int64)
+        self.cycle_counts = np.zeros_like(self.counts)
         self.peaks = np.zeros((channels, 2))
+        self._open = [(True, 0.0)] * channels  # per channel: the unfinished run's sign (>= 0) and peak
 
     def add(self, block: Tensor) -> None:
         v = block.detach().to("cpu", torch.float64)
@@ -127,16 +145,44 @@ class AmplitudeHistogram:
             index = torch.where(signal > LOWEST, index, 0)  # bin 0: silence and the other polarity
             for c in range(v.shape[0]):
                 self.counts[c, polarity] += np.bincount(index[c].numpy(), minlength=self.counts.shape[-1])
+        for c in range(v.shape[0]):
+            self._add_cycles(c, v[c].numpy())
+
+    def _add_cycles(self, channel: int, v: np.ndarray) -> None:
+        if not len(v):
+            return
+        positive = v >= 0
+        starts = np.concatenate([[0], np.flatnonzero(positive[1:] != positive[:-1]) + 1])
+        peaks, signs = np.maximum.reduceat(np.abs(v), starts), positive[starts]
+        sign, peak = self._open[channel]
+        if signs[0] == sign:  # the run left open by the previous block goes on
+            peaks[0] = max(peaks[0], peak)
+        else:
+            peaks, signs = np.concatenate([[peak], peaks]), np.concatenate([[sign], signs])
+        self._open[channel] = (bool(signs[-1]), float(peaks[-1]))
+        peaks, signs = peaks[:-1], signs[:-1]
+        for polarity, mask in enumerate((signs, ~signs)):
+            found = peaks[mask & (peaks > LOWEST)]
+            index = ((np.log2(found) - math.log2(LOWEST)) * BINS_PER_OCTAVE).astype(np.int64)
+            index = index.clip(0, self.counts.shape[-1] - 1)
+            self.cycle_counts[channel, polarity] += np.bincount(index, minlength=self.counts.shape[-1])
 
     def estimate(self, sensitivity: float = 1.0) -> CodedClipLevel:
         if sensitivity <= 0:
             raise ValueError(f"sensitivity must be positive; got {sensitivity}")
         channels = range(len(self.counts))
         piles = [[_strongest_pile(self.counts[c, p], sensitivity) for c in channels] for p in (0, 1)]
+        wide = [[_strongest_wide_pile(self.counts[c, p], sensitivity) for c in channels] for p in (0, 1)]
+        cycles = [
+            [_strongest_wide_pile(self.cycle_counts[c, p], sensitivity, PEAKS_Z, PEAKS_MIN_SHARE) for c in channels]
+            for p in (0, 1)
+        ]
 
         def one(c: int, p: int) -> PolarityEstimate:
             pile, counts, peak = piles[p][c], self.counts[c, p], float(self.peaks[c, p])
-            return _estimate_polarity(counts, peak, sensitivity, pile, _partner(pile, piles[1 - p]))
+            partner = _partner(pile, piles[1 - p])
+            smeared = _wide_score(wide[p][c], wide[1 - p], cycles[p][c], cycles[1 - p], sensitivity)
+            return _estimate_polarity(counts, peak, sensitivity, pile, partner, wide[p][c], smeared)
 
         return CodedClipLevel(high=[one(c, 0) for c in channels], low=[one(c, 1) for c in channels])
 
@@ -202,6 +248,66 @@ def _strongest_pile(counts: np.ndarray, sensitivity: float) -> _Pile | None:
     return _Pile(float(ratio.max()), best, _vertex(counts, best), float(window[best]), float(reference[best]))
 
 
+def _strongest_wide_pile(
+    counts: np.ndarray, sensitivity: float, z_min: float = PILE_Z, min_share: float = PILE_MIN_SHARE
+) -> _Pile | None:
+    """The candidate level with the strongest wide pile-up: the density within
+    :data:`WIDE_HALF_WIDTH` of it over the denser of the reference bands :data:`WIDE_BELOW` and
+    :data:`WIDE_ABOVE` (a bump, not the rising side of the distribution), with ``z_min`` deviations and
+    ``min_share`` of the polarity's counts in the band, at or above :data:`MIN_LEVEL`; its level is the
+    densest band within the half-width of the strongest ratio. ``None`` when no candidate has enough."""
+    c = counts.astype(np.float64)
+    c[0] = 0.0
+    total = c.sum()
+    if total == 0:
+        return None
+    cumulative = np.concatenate([[0.0], np.cumsum(c)])
+    n, i = len(c), np.arange(len(c))
+
+    def mass(lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:  # counts in [i + lo, i + hi] (relative)
+        first = np.clip(i + round(math.log2(lo) * BINS_PER_OCTAVE), 0, n)
+        last = np.clip(i + round(math.log2(hi) * BINS_PER_OCTAVE) + 1, 0, n)
+        return cumulative[last] - cumulative[first], np.maximum(last - first, 1)
+
+    band, width = mass(1 - WIDE_HALF_WIDTH, 1 + WIDE_HALF_WIDTH)
+    below, below_width = mass(1 - WIDE_BELOW[0], 1 - WIDE_BELOW[1])
+    above, above_width = mass(1 + WIDE_ABOVE[0], 1 + WIDE_ABOVE[1])
+    reference = np.maximum(below / below_width, above / above_width) * width  # scaled to the band's width
+    ratio = band / np.maximum(reference, 1.0)
+    z = (band - reference) / np.sqrt(reference + 1.0)
+    floor = int(np.searchsorted(cumulative[1:], LOWEST_CANDIDATE * total))
+    lowest = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)
+    top = int(np.nonzero(c)[0].max())
+    enough = (i >= max(floor, lowest)) & (i <= top) & (band >= min_share * total) & (z >= z_min / sensitivity)
+    if not enough.any():
+        return None
+    ratio = np.where(enough, ratio, 0.0)
+    strongest = int(np.argmax(ratio))
+    reach = _bins(WIDE_HALF_WIDTH)
+    lo, hi = max(strongest - reach, 0), min(strongest + reach, top) + 1
+    best = lo + int(np.argmax(band[lo:hi]))
+    return _Pile(float(ratio[strongest]), best, float(_amplitude(best)), float(band[best]), float(reference[best]))
+
+
+def _wide_score(
+    pile: _Pile | None,
+    others: list[_Pile | None],
+    cycles: _Pile | None,
+    other_cycles: list[_Pile | None],
+    sensitivity: float,
+) -> float:
+    """1 at the threshold: the samples' wide pile-up and its partner (see :func:`_partner`) both at
+    :data:`WIDE_RATIO`, and the half-cycle peaks' pile-up (at 0.95-1.3 times the samples' level: the
+    largest of a long noisy plateau lies well over it) and its partner both at :data:`PEAKS_RATIO`
+    (each threshold ``1 + (T - 1) / sensitivity``); the smaller of the two scores, 0 when either is
+    missing."""
+    if pile is None or cycles is None or not WIDE_AGREE[0] <= cycles.level / pile.level <= WIDE_AGREE[1]:
+        return 0.0
+    samples = (min(pile.ratio, _partner(pile, others)) - 1) * sensitivity / (WIDE_RATIO - 1)
+    peaks = (min(cycles.ratio, _partner(cycles, other_cycles)) - 1) * sensitivity / (PEAKS_RATIO - 1)
+    return max(min(samples, peaks), 0.0)
+
+
 def _partner(pile: _Pile | None, others: list[_Pile | None]) -> float:
     """The strongest ratio among ``others`` (the opposite polarity's piles, every channel) whose
     level agrees with ``pile``'s within :data:`PILE_AGREE`; 0 when none does."""
@@ -241,10 +347,17 @@ def _top_shape(counts: np.ndarray) -> tuple[float, float]:
 
 
 def _estimate_polarity(
-    counts: np.ndarray, peak: float, sensitivity: float, pile: _Pile | None, partner: float
+    counts: np.ndarray,
+    peak: float,
+    sensitivity: float,
+    pile: _Pile | None,
+    partner: float,
+    wide: _Pile | None = None,
+    wide_score: float = 0.0,
 ) -> PolarityEstimate:
     """One polarity's kind from its strongest ``pile`` and its ``partner``'s ratio (see
-    :func:`_partner`), else from the shape of its top."""
+    :func:`_partner`), else from its ``wide`` pile-up's score (see :func:`_wide_score`), else from the
+    shape of its top."""
     total = int(counts[1:].sum())
     tail, spread = _top_shape(counts)
     none = PolarityEstimate(peak, peak, "none", 1.0, 0.0, tail, peak, spread)
@@ -259,9 +372,15 @@ def _estimate_polarity(
             return PolarityEstimate(peak, peak, "soft", _confidence(pile_score), ratio, tail, peak, spread)
         band = _band_edge(counts, pile.best, pile.reference / (2 * half + 1), pile.level)
         return PolarityEstimate(pile.level, band, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
+    wide_top = wide is not None and peak >= wide.level * (1 + 2 * WIDE_HALF_WIDTH)
+    if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up under a squashed top: saturation
+        baseline = wide.reference / (2 * _bins(WIDE_HALF_WIDTH) + 1)
+        band = _band_edge(counts, wide.best, baseline, wide.level)
+        confidence = _confidence(wide_score)
+        return PolarityEstimate(wide.level, band, "hard-coded", confidence, wide.ratio, tail, peak, spread)
     if soft_score >= 1:
         return PolarityEstimate(peak, peak, "soft", _confidence(soft_score), ratio, tail, peak, spread)
-    doubt = max(pile_score, soft_score, 0.0)
+    doubt = max(pile_score, soft_score, wide_score, 0.0)
     return PolarityEstimate(peak, peak, "none", float(np.clip(1 - doubt, 0, 1)), ratio, tail, peak, spread)
 
 

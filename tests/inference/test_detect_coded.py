@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from declip.data.codecs import code
-from declip.detection.coded import estimate_clip_level, estimate_clip_level_blocks
+from declip.detection.coded import AmplitudeHistogram, estimate_clip_level, estimate_clip_level_blocks
 from declip.detection.plateaus import detect_clip_level
 from declip.inference.analysis import analyze_array, measure_array
 from declip.inference.restore import _estimate, default_windows, restore_array
@@ -33,6 +33,21 @@ def rich_music(seconds: float, channels: int, seed: int) -> np.ndarray:
             s += rng.uniform(0.2, 1) / np.sqrt(f / 55) * envelope * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3))
         out.append(s + 0.05 * s.std() * rng.standard_normal(len(t)))
     x = np.stack(out, 1)
+    return (0.9 * x / np.abs(x).max()).astype(np.float32)
+
+
+def drum_music(seconds: float, channels: int, seed: int, drums: float) -> np.ndarray:
+    """:func:`rich_music` with a noise burst (15 ms decay) every quarter second, ``drums`` times its
+    RMS, at 0.9 peak: broadband peaks, on which Opus at 96 kbps adds noise of a few % of the level
+    (as on real music), where on the partials alone it adds much less."""
+    rng = np.random.default_rng(seed)
+    x = rich_music(seconds, channels, seed).astype(np.float64)
+    hits = np.zeros(len(x))
+    for start in np.arange(0, seconds, 0.25):
+        i, n = int((start + rng.uniform(0, 0.02)) * RATE), int(0.08 * RATE)
+        hits[i : i + n] += rng.uniform(0.5, 1) * np.exp(-np.arange(min(n, len(x) - i)) / (0.015 * RATE))
+    noise = rng.standard_normal(x.shape) * hits[:, None]
+    x = x / x.std() + drums * noise / noise.std()
     return (0.9 * x / np.abs(x).max()).astype(np.float32)
 
 
@@ -143,6 +158,40 @@ def test_stereo_opus_clipping_is_found_from_both_polarities():
     for polarity in found.high + found.low:
         assert polarity.kind == "hard-coded" and polarity.ratio < 2.0
         assert abs(polarity.level / expected - 1) < 0.03, (polarity.level, expected)
+
+
+def test_opus_smeared_clipping_is_found_from_a_wide_pile_up_and_the_half_cycle_peaks():
+    """On broadband music Opus spreads the clipped tops over ±5-10 % of the level: the narrow
+    pile-up test saw nothing on either channel (on 9-13 of 15 held-out tracks); the wide pile-up
+    and the half-cycles' peaks find every polarity, within 3 % of the level."""
+    clipped, theta = clipped_at(drum_music(6.0, 2, 7, 0.3), 10)
+    y = tensor(code(clipped, RATE, "opus", 96))
+    found = estimate_clip_level(y)
+    expected = theta * sine_gain("opus")
+    for polarity in found.high + found.low:
+        assert polarity.kind == "hard-coded"
+        assert abs(polarity.level / expected - 1) < 0.03, (polarity.level, expected)
+        assert polarity.level * 0.9 <= polarity.band < polarity.level
+    assert measure_array(y).kinds == ("hard-coded", "hard-coded")
+
+
+@pytest.mark.parametrize("codec", ["mp3", "opus"])
+def test_clean_coded_drum_music_is_not_flagged(codec):
+    y = tensor(code(drum_music(6.0, 2, 3, 0.5), RATE, codec, KBPS[codec]))
+    measurement = measure_array(y)
+    assert measurement.kinds == ("none", "none") and measurement.clipped is False
+
+
+def test_half_cycle_peaks_do_not_depend_on_the_blocks():
+    """A half-cycle that a block's end cuts is finished by the next block, counted once."""
+    y = tensor(drum_music(2.0, 2, 5, 0.5))
+    whole, pieces = AmplitudeHistogram(2), AmplitudeHistogram(2)
+    whole.add(y)
+    for block in torch.split(y, 4099, dim=1):
+        pieces.add(block)
+    assert np.array_equal(whole.cycle_counts, pieces.cycle_counts) and np.array_equal(whole.counts, pieces.counts)
+    positive = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], (y[0].numpy() >= 0).astype(int), [0]]))))[::2]
+    assert whole.cycle_counts[0, 0].sum() in (len(positive) - 1, len(positive))  # the last run stays open
 
 
 @pytest.mark.parametrize("codec", ["none", "mp3", "opus", "vorbis"])

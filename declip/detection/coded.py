@@ -65,6 +65,8 @@ WIDE_AGREE = (0.95, 1.30)  # half-cycle peaks' level over the samples': the larg
 PEAKS_Z = 5.0  # half-cycle peaks' pile-up: its excess in Poisson standard deviations ...
 PEAKS_MIN_SHARE = 1e-3  # ... and at least this share of the polarity's half-cycles in the band
 
+LOWEST_LEVEL_BIN = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)  # MIN_LEVEL's bin
+
 KINDS = ("hard", "hard-coded", "soft", "none")
 DESCRIPTIONS = {
     "hard": "hard-clipped",
@@ -140,11 +142,9 @@ class AmplitudeHistogram:
         v = block.detach().to("cpu", torch.float64)
         for polarity, signal in enumerate((v, -v)):
             self.peaks[:, polarity] = np.maximum(self.peaks[:, polarity], signal.amax(-1).clamp(min=0).numpy())
-            index = ((torch.log2(signal.clamp(min=LOWEST)) - math.log2(LOWEST)) * BINS_PER_OCTAVE).long()
-            index = index.clamp(0, self.counts.shape[-1] - 1)
-            index = torch.where(signal > LOWEST, index, 0)  # bin 0: silence and the other polarity
+            index = _bin_index(signal.numpy())  # bin 0: silence and the other polarity
             for c in range(v.shape[0]):
-                self.counts[c, polarity] += np.bincount(index[c].numpy(), minlength=self.counts.shape[-1])
+                self.counts[c, polarity] += np.bincount(index[c], minlength=self.counts.shape[-1])
         for c in range(v.shape[0]):
             self._add_cycles(c, v[c].numpy())
 
@@ -162,9 +162,7 @@ class AmplitudeHistogram:
         self._open[channel] = (bool(signs[-1]), float(peaks[-1]))
         peaks, signs = peaks[:-1], signs[:-1]
         for polarity, mask in enumerate((signs, ~signs)):
-            found = peaks[mask & (peaks > LOWEST)]
-            index = ((np.log2(found) - math.log2(LOWEST)) * BINS_PER_OCTAVE).astype(np.int64)
-            index = index.clip(0, self.counts.shape[-1] - 1)
+            index = _bin_index(peaks[mask & (peaks > LOWEST)])
             self.cycle_counts[channel, polarity] += np.bincount(index, minlength=self.counts.shape[-1])
 
     def estimate(self, sensitivity: float = 1.0) -> CodedClipLevel:
@@ -200,6 +198,12 @@ def estimate_clip_level_blocks(blocks: Iterable[Tensor], channels: int, sensitiv
     return histogram.estimate(sensitivity)
 
 
+def _bin_index(amplitude: np.ndarray) -> np.ndarray:
+    """The histogram bin of each amplitude; bin 0 for those at or below :data:`LOWEST`."""
+    index = ((np.log2(np.maximum(amplitude, LOWEST)) - math.log2(LOWEST)) * BINS_PER_OCTAVE).astype(np.int64)
+    return np.where(amplitude > LOWEST, index.clip(0, BINS_PER_OCTAVE * OCTAVES), 0)
+
+
 def _amplitude(index: np.ndarray | float) -> np.ndarray | float:
     return LOWEST * 2.0 ** (np.asarray(index) / BINS_PER_OCTAVE + 0.5 / BINS_PER_OCTAVE)
 
@@ -233,9 +237,8 @@ def _strongest_pile(counts: np.ndarray, sensitivity: float) -> _Pile | None:
     reference = np.zeros_like(window)
     reference[hi:] = below[:-hi] * (2 * half + 1) / (lo - hi + 1)  # mass of [i-lo, i-hi], scaled to the band's width
     floor = int(np.searchsorted(np.cumsum(counts[1:]), LOWEST_CANDIDATE * total)) + 1
-    lowest = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)
     top = int(np.nonzero(counts)[0].max())
-    candidates = np.arange(max(floor, lo, lowest), top + 1)
+    candidates = np.arange(max(floor, lo, LOWEST_LEVEL_BIN), top + 1)
     if not len(candidates):
         return None
     ratio = window[candidates] / np.maximum(reference[candidates], 1.0)
@@ -276,9 +279,8 @@ def _strongest_wide_pile(
     ratio = band / np.maximum(reference, 1.0)
     z = (band - reference) / np.sqrt(reference + 1.0)
     floor = int(np.searchsorted(cumulative[1:], LOWEST_CANDIDATE * total))
-    lowest = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)
     top = int(np.nonzero(c)[0].max())
-    enough = (i >= max(floor, lowest)) & (i <= top) & (band >= min_share * total) & (z >= z_min / sensitivity)
+    enough = (i >= max(floor, LOWEST_LEVEL_BIN)) & (i <= top) & (band >= min_share * total) & (z >= z_min / sensitivity)
     if not enough.any():
         return None
     ratio = np.where(enough, ratio, 0.0)

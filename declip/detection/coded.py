@@ -375,7 +375,7 @@ def _estimate_polarity(
         band = _band_edge(counts, pile.best, pile.reference / (2 * half + 1), pile.level)
         return PolarityEstimate(pile.level, band, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
     wide_top = wide is not None and peak >= wide.level * (1 + 2 * WIDE_HALF_WIDTH)
-    if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up under a squashed top: saturation
+    if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up, unless the top is squashed (saturation)
         baseline = wide.reference / (2 * _bins(WIDE_HALF_WIDTH) + 1)
         band = _band_edge(counts, wide.best, baseline, wide.level)
         confidence = _confidence(wide_score)

@@ -11,7 +11,8 @@ Arms, each scored as ΔSDR = SDR(r, x̂) - SDR(r, y) against r = g x, g the enco
 with a sine (LAME scales by 0.95; 1 for Opus and uncoded):
 
 - ``given``: the level is known. Uncoded: ``restore_array(threshold=θ)`` (the SQAM protocol).
-  Coded: the tolerance-band model at g θ (samples beyond (1 - δ) g θ clipped, δ = ``--band``).
+  Coded: the learned masks at g θ (:class:`~declip.detection.coded_mask.LearnedMaskClipping`), or with
+  ``--mask band`` the earlier tolerance band (samples beyond (1 - δ) g θ clipped, δ = ``--band``).
 - ``detected``: nothing given; what ``declip restore`` does (plateaus, else the coded estimate;
   nothing found: the input comes back unchanged, ΔSDR 0).
 """
@@ -28,6 +29,7 @@ import soundfile as sf
 import torch
 
 from declip.data.codecs import code
+from declip.detection.coded_mask import LearnedMaskClipping
 from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
 from declip.inference.restore import restore_array
@@ -67,7 +69,21 @@ def signals(args) -> dict[str, list[tuple[str, np.ndarray, int]]]:
     return sets
 
 
-def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float, band: float) -> dict[str, float]:
+class BandClipping(Clipping):
+    """The earlier coded measurement: every sample beyond the band's edge clipped, the input clipped there."""
+
+    def network_input(self, y, masks=None):
+        return self(y)
+
+
+def given_physics(level: float, mask: str, band: float) -> Clipping:
+    if mask == "band":
+        return BandClipping(torch.full((1, 1), (1 - band) * level))
+    both = torch.ones(1, 2, dtype=torch.bool)
+    return LearnedMaskClipping(torch.full((1, 1), level), torch.full((1, 1), -level), both)
+
+
+def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float, args) -> dict[str, float]:
     xt = torch.from_numpy(x.T.copy())
     theta = float(threshold_for_sdr(xt[None], level))
     clipped = np.clip(x, -theta, theta)
@@ -77,8 +93,8 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     if codec == "none":
         given, _ = restore_array(yt, rate, model, threshold=theta)
     else:
-        edge = torch.full((1, 1), (1 - band) * gain * theta)
-        measurement = Measurement(Clipping(edge), True, ("hard-coded",), (1.0,), clamp=True)
+        physics = given_physics(gain * theta, args.mask, args.band)
+        measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
         given = restore_measured(yt, rate, model, measurement)
     detected, report = restore_array(yt, rate, model)
     return {
@@ -96,13 +112,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sqam", default="../shared/benchmarks/sqam")
     parser.add_argument("--model", default="unet-music-reclip")
-    parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band when the level is given")
+    parser.add_argument("--mask", choices=["learned", "band"], default="learned", help="the given arm's coded masks")
+    parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band (--mask band)")
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     args = parser.parse_args()
     model = load_model(args.model, precision="fp32")
     gains = {codec: codec_gain(codec) for codec in args.codecs}
-    print(f"model {args.model}, band δ {args.band}, encoder gains {gains}")
+    masks = f"band δ {args.band}" if args.mask == "band" else "learned masks"
+    print(f"model {args.model}, given arm: {masks}, encoder gains {gains}")
     start = time.time()
     for name, items in signals(args).items():
         if name not in args.sets:
@@ -113,7 +131,7 @@ def main() -> None:
         for codec in args.codecs:
             rows = {"given": [], "detected": [], "found": [], "input": []}
             for level in LEVELS:
-                scores = [score(model, x, rate, level, codec, gains[codec], args.band) for _, x, rate in items]
+                scores = [score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
                 for key in rows:
                     rows[key].append(float(np.mean([s[key] for s in scores])))
             for arm in ("given", "detected"):

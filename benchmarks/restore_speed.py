@@ -2,7 +2,7 @@
 
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
         [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
-        [--chunk-seconds S] [--batch-size B] [--format flac|wav] [--decode-threads N] [--workers N] \
+        [--chunk-seconds S] [--batch-size B] [--format flac|wav|mp3] [--decode-threads N] [--workers N] \
         [--repeat N] [--network]
 
 The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
@@ -39,8 +39,8 @@ from declip.zoo.registry import DEFAULT_MODEL
 
 
 def make_input(path: Path, minutes: float, source: str | None, input_sdr: float) -> float:
-    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB (FLAC or WAV, from
-    ``path``'s suffix); returns its seconds."""
+    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB (FLAC, WAV or MP3 from
+    ``path``'s suffix: an MP3 takes the coded path, level and masks estimated); returns its seconds."""
     import torch
 
     from declip.physics import threshold_for_sdr
@@ -55,7 +55,8 @@ def make_input(path: Path, minutes: float, source: str | None, input_sdr: float)
         base = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32) * 0.5
     theta = float(threshold_for_sdr(torch.from_numpy(base[: rate * 30].T.copy())[None], input_sdr)[0])
     reps = -(-int(minutes * 60 * rate) // len(base))
-    with sf.SoundFile(path, "w", rate, 2, subtype="PCM_24") as f:  # the format follows the suffix
+    subtype = "MPEG_LAYER_III" if path.suffix == ".mp3" else "PCM_24"
+    with sf.SoundFile(path, "w", rate, 2, subtype=subtype) as f:  # the format follows the suffix
         for _ in range(reps):
             f.write(np.clip(base, -theta, theta))
     return reps * len(base) / rate
@@ -136,7 +137,7 @@ def main() -> None:
     parser.add_argument("--input-sdr", type=float, default=5.0)
     parser.add_argument("--chunk-seconds", type=float, default=0, help="network window (0: the device's default)")
     parser.add_argument("--batch-size", type=int, default=0, help="windows per call (0: the device's default)")
-    parser.add_argument("--format", default="flac", choices=("flac", "wav"), help="the clipped input's format")
+    parser.add_argument("--format", default="flac", choices=("flac", "wav", "mp3"), help="the clipped input's format")
     parser.add_argument(
         "--decode-threads", type=int, default=0, help="threads reading FLAC/WAV/AIFF input (0: the default)"
     )

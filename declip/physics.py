@@ -91,6 +91,15 @@ class Clipping:
         out = torch.where(m.high, torch.maximum(out, y), out)  # y >= high where m.high
         return torch.where(m.low, torch.minimum(out, y), out)
 
+    @property
+    def context(self) -> int:
+        """Samples each side of a sample that decide its mask (0: each sample's own value)."""
+        return 0
+
+    def network_input(self, y: Tensor, masks: ClipMasks | None = None) -> Tensor:
+        """``y`` as a restoration network should see it: a hard-clipped measurement is already that."""
+        return y
+
     def to(self, device: torch.device | str) -> Clipping:
         return Clipping(self.high.to(device), self.low.to(device))
 

@@ -55,7 +55,6 @@ SPREAD_MAX = 0.021  # ... and (q99.99 - q99.9) / q99.99 at or below this: squash
 TAIL_MIN_SAMPLES = 20000  # fewer samples of a polarity: too few for the 99.99th percentile
 LOWEST_CANDIDATE = 0.1  # levels are looked for above this quantile of the amplitudes
 MODE_SEARCH = 0.12  # the pile-up's centre lies within 12 % of where its ratio peaks
-BAND = (0.01, 0.10)  # the tolerance band under a coded level: at least 1 %, at most 10 %
 WIDE_HALF_WIDTH = 0.05  # the wide pile-up (smeared by a noisier codec): the band around a level, relative
 WIDE_BELOW = (0.30, 0.15)  # its reference bands: from 30 % to 15 % under the level ...
 WIDE_ABOVE = (0.15, 0.30)  # ... and from 15 % to 30 % over it (the denser one counts: a bump, not a slope)
@@ -78,13 +77,11 @@ DESCRIPTIONS = {
 
 @dataclass(frozen=True)
 class PolarityEstimate:
-    """One channel's one polarity: ``level`` (a magnitude: the centre of the pile-up, or the peak),
-    ``band`` (samples at or beyond it count as clipped: the lower edge of the pile-up), ``kind``,
+    """One channel's one polarity: ``level`` (a magnitude: the centre of the pile-up, or the peak), ``kind``,
     ``confidence`` in [0, 1] (of the kind stated), the pile-up ``ratio``, the ``tail_index`` and the
     ``spread`` of the top."""
 
     level: float
-    band: float
     kind: str
     confidence: float
     ratio: float
@@ -114,17 +111,21 @@ class CodedClipLevel:
         return any(p.kind == "hard-coded" for p in self.high + self.low)
 
     def thresholds(self) -> tuple[Tensor, Tensor]:
-        """``(high, low)`` thresholds ``(channels, 1)`` for :class:`declip.Clipping`: the band's
-        edge where a polarity is hard-clipped, else just past the peak (nothing clipped there)."""
+        """``(high, low)`` levels ``(channels, 1)`` for :class:`declip.Clipping`: the pile-up's centre
+        where a polarity is hard-clipped, else just past the peak (nothing clipped there)."""
 
-        def edge(p: PolarityEstimate, other: PolarityEstimate) -> float:
+        def level(p: PolarityEstimate, other: PolarityEstimate) -> float:
             if p.kind == "hard-coded":
-                return p.band
-            return max(p.peak, other.peak if other.kind != "hard-coded" else other.band, 1e-9) * (1 + 1e-3) + 1e-9
+                return p.level
+            return max(p.peak, other.peak if other.kind != "hard-coded" else other.level, 1e-9) * (1 + 1e-3) + 1e-9
 
-        high = [edge(h, lo) for h, lo in zip(self.high, self.low)]
-        low = [-edge(lo, h) for h, lo in zip(self.high, self.low)]
+        high = [level(h, lo) for h, lo in zip(self.high, self.low)]
+        low = [-level(lo, h) for h, lo in zip(self.high, self.low)]
         return torch.tensor(high)[:, None], torch.tensor(low)[:, None]
+
+    def enabled(self) -> Tensor:
+        """``(channels, 2)``: whether each channel's positive and negative polarity is hard-clipped."""
+        return torch.tensor([[h.kind == "hard-coded", lo.kind == "hard-coded"] for h, lo in zip(self.high, self.low)])
 
 
 class AmplitudeHistogram:
@@ -214,14 +215,10 @@ def _bins(relative: float) -> int:
 
 @dataclass(frozen=True)
 class _Pile:
-    """A polarity's strongest pile-up candidate: its density ratio, centre bin, level, and the band's
-    mass and the mass of the reference band below it, scaled to the band's width."""
+    """A polarity's strongest pile-up candidate: its density ratio and its level."""
 
     ratio: float
-    best: int
     level: float
-    mass: float
-    reference: float
 
 
 def _strongest_pile(counts: np.ndarray, sensitivity: float) -> _Pile | None:
@@ -248,7 +245,7 @@ def _strongest_pile(counts: np.ndarray, sensitivity: float) -> _Pile | None:
         return None
     ratio = np.where(enough, ratio, 0.0)
     best = _mode_near(window, int(candidates[int(np.argmax(ratio))]), top)
-    return _Pile(float(ratio.max()), best, _vertex(counts, best), float(window[best]), float(reference[best]))
+    return _Pile(float(ratio.max()), _vertex(counts, best))
 
 
 def _strongest_wide_pile(
@@ -288,7 +285,7 @@ def _strongest_wide_pile(
     reach = _bins(WIDE_HALF_WIDTH)
     lo, hi = max(strongest - reach, 0), min(strongest + reach, top) + 1
     best = lo + int(np.argmax(band[lo:hi]))
-    return _Pile(float(ratio[strongest]), best, float(_amplitude(best)), float(band[best]), float(reference[best]))
+    return _Pile(float(ratio[strongest]), float(_amplitude(best)))
 
 
 def _wide_score(
@@ -362,28 +359,24 @@ def _estimate_polarity(
     shape of its top."""
     total = int(counts[1:].sum())
     tail, spread = _top_shape(counts)
-    none = PolarityEstimate(peak, peak, "none", 1.0, 0.0, tail, peak, spread)
+    none = PolarityEstimate(peak, "none", 1.0, 0.0, tail, peak, spread)
     if total == 0 or peak <= 0:
         return none
     ratio = pile.ratio if pile is not None else 0.0
     pile_score = _pile_score(ratio, partner, sensitivity) if pile is not None else 0.0
     soft_score = _soft_score(tail, spread, sensitivity)
     if pile is not None and pile_score >= 1:
-        half = _bins(PILE_HALF_WIDTH)
         if peak < pile.level * (1 + 2 * PILE_HALF_WIDTH):  # no codec noise lifts samples beyond it: a ceiling
-            return PolarityEstimate(peak, peak, "soft", _confidence(pile_score), ratio, tail, peak, spread)
-        band = _band_edge(counts, pile.best, pile.reference / (2 * half + 1), pile.level)
-        return PolarityEstimate(pile.level, band, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
+            return PolarityEstimate(peak, "soft", _confidence(pile_score), ratio, tail, peak, spread)
+        return PolarityEstimate(pile.level, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
     wide_top = wide is not None and peak >= wide.level * (1 + 2 * WIDE_HALF_WIDTH)
     if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up, unless the top is squashed (saturation)
-        baseline = wide.reference / (2 * _bins(WIDE_HALF_WIDTH) + 1)
-        band = _band_edge(counts, wide.best, baseline, wide.level)
         confidence = _confidence(wide_score)
-        return PolarityEstimate(wide.level, band, "hard-coded", confidence, wide.ratio, tail, peak, spread)
+        return PolarityEstimate(wide.level, "hard-coded", confidence, wide.ratio, tail, peak, spread)
     if soft_score >= 1:
-        return PolarityEstimate(peak, peak, "soft", _confidence(soft_score), ratio, tail, peak, spread)
+        return PolarityEstimate(peak, "soft", _confidence(soft_score), ratio, tail, peak, spread)
     doubt = max(pile_score, soft_score, wide_score, 0.0)
-    return PolarityEstimate(peak, peak, "none", float(np.clip(1 - doubt, 0, 1)), ratio, tail, peak, spread)
+    return PolarityEstimate(peak, "none", float(np.clip(1 - doubt, 0, 1)), ratio, tail, peak, spread)
 
 
 def _mode_near(window: np.ndarray, index: int, top: int) -> int:
@@ -414,16 +407,3 @@ def _vertex(counts: np.ndarray, mode: int) -> float:
 def _confidence(score: float) -> float:
     """1 at the detection threshold maps to 0.5, twice it to 0.75, ...: ``1 - 0.5 / score``."""
     return float(np.clip(1 - 0.5 / max(score, 1e-9), 0.0, 1.0))
-
-
-def _band_edge(counts: np.ndarray, best: int, baseline: float, level: float) -> float:
-    """The amplitude under the pile-up where the smoothed density falls to halfway between the
-    pile-up's centre and the density below it, kept within :data:`BAND` of ``level``."""
-    smooth = np.convolve(counts.astype(np.float64), np.ones(2 * _bins(0.0025) + 1) / (2 * _bins(0.0025) + 1), "same")
-    half_height = baseline + (smooth[best] - baseline) / 2
-    lowest = best - _bins(BAND[1])
-    index = best
-    while index > lowest and smooth[index] > half_height:
-        index -= 1
-    edge = float(_amplitude(index))
-    return float(np.clip(edge, level * (1 - BAND[1]), level * (1 - BAND[0])))

@@ -1,11 +1,11 @@
-"""Which measurement model to restore under: exact plateaus, a coded level with a tolerance band, or none.
+"""Which measurement model to restore under: exact plateaus, a coded level with learned masks, or none.
 
 Clip, then code: a codec leaves the clipped samples scattered around the level θ, some above and
-some below it, so consistency cannot pin them to y. The model used here is a tolerance band:
-every sample at or beyond the band's edge ``(1 - δ) θ`` (the lower edge of the pile-up, δ within
-1-10 %) counts as clipped, the network sees the input clipped at that edge (as a hard-clipped
-recording, the kind it was trained on), and the restoration is only asked to end at or beyond the
-edge there. Samples inside the edge are kept bit-exact.
+some below it, so consistency cannot pin them to y. The model used here: the level is the centre of
+the pile-up (:mod:`declip.detection.coded`), the clipped samples are the ones
+:class:`~declip.detection.coded_mask.ClipMaskNet` marks, the network sees the input as a hard-clipped
+recording (marked samples at the level, the rest inside it), and the restoration is only asked to
+end at or beyond each marked sample's coded value. Unmarked samples are kept bit-exact.
 """
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from declip.detection.coded import DESCRIPTIONS, KINDS, CodedClipLevel, estimate_clip_level_blocks
-from declip.physics import Clipping
+from declip.detection.coded_mask import LearnedMaskClipping
+from declip.physics import ClipMasks, Clipping
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """The clipping operator to restore under, whether anything is to be restored, per-channel
-    kinds and confidences, and whether the network must see the input clipped at the operator's
-    levels first (``clamp``: a tolerance band after coding)."""
+    """The clipping operator to restore under (its masks and the network's input with them), whether
+    anything is to be restored, per-channel kinds and confidences, and the coded estimate if any."""
 
     physics: Clipping
     clipped: bool | None  # None: a level given by hand (the masks decide)
     kinds: tuple[str, ...]
     confidences: tuple[float, ...]
-    clamp: bool = False
     coded: CodedClipLevel | None = None
 
     @property
@@ -48,9 +47,9 @@ class Measurement:
             return "clip level given by hand"
         return f"{DESCRIPTIONS[self.kind]} (confidence {self.confidence:.2f})"
 
-    def input_for_network(self, y: Tensor) -> Tensor:
-        """``y`` as the network should see it: clipped at the band's edge under the coded model."""
-        return self.physics(y) if self.clamp else y
+    def input_for_network(self, y: Tensor, masks: ClipMasks | None = None) -> Tensor:
+        """``y`` as the network should see it (after coding: a hard-clipped recording at the level)."""
+        return self.physics.network_input(y, masks)
 
 
 def plateau_measurement(physics: Clipping, detected: bool | None, channels: int) -> Measurement:
@@ -63,13 +62,14 @@ def plateau_measurement(physics: Clipping, detected: bool | None, channels: int)
 
 def coded_measurement(blocks: Iterable[Tensor], channels: int, sensitivity: float = 1.0) -> Measurement:
     """The measurement of a recording without plateaus, from its amplitude distribution (one pass
-    over ``blocks``): a tolerance band where a polarity is hard-clipped then coded; else nothing
-    to restore (soft saturation is reported, not restored)."""
+    over ``blocks``): learned masks at the level where a polarity is hard-clipped then coded; else
+    nothing to restore (soft saturation is reported, not restored)."""
     level = estimate_clip_level_blocks(blocks, channels, sensitivity)
     high, low = level.thresholds()
     kinds = tuple(level.kind(c) for c in range(channels))
     confidences = tuple(level.confidence(c) for c in range(channels))
-    return Measurement(Clipping(high, low), level.any_hard, kinds, confidences, clamp=level.any_hard, coded=level)
+    physics = LearnedMaskClipping(high, low, level.enabled()) if level.any_hard else Clipping(high, low)
+    return Measurement(physics, level.any_hard, kinds, confidences, coded=level)
 
 
 def measure(

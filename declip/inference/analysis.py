@@ -129,8 +129,10 @@ def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measur
         return audio.clone()
     chunk_seconds, batch_size = default_windows("cpu")
     physics = measurement.physics
-    estimate = _estimate(measurement.input_for_network(audio), sample_rate, model, physics, chunk_seconds, batch_size)
-    return physics.project(estimate, audio)
+    masks = physics.masks(audio)
+    network_input = measurement.input_for_network(audio, masks)
+    estimate = _estimate(network_input, sample_rate, model, physics, chunk_seconds, batch_size)
+    return physics.project(estimate, audio, masks)
 
 
 def restore_excerpt(

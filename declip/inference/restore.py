@@ -22,7 +22,7 @@ from declip.inference.methods import RestoreMethod
 from declip.inference.prefetch import ordered_map, prefetched
 from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
 from declip.inference.wavwrite import FloatWavWriter
-from declip.physics import Clipping
+from declip.physics import ClipMasks, Clipping
 
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 # network windows (seconds, windows per call) by device: the fastest measured (docs/benchmarks.md)
@@ -99,18 +99,19 @@ def restore_array(
     physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
     measurement = measure(physics, detected, audio.shape[0], lambda: [audio])  # no plateaus: a codec's smear?
     physics, detected = measurement.physics, measurement.clipped
-    clipped = bool(physics.masks(audio).clipped.any()) if detected is None else detected
+    masks = physics.masks(audio) if detected is not False else None
+    clipped = bool(masks.clipped.any()) if detected is None else detected
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
     kind = (measurement.kind, measurement.confidence)
     if not clipped:
         levels = physics.high[:, 0].tolist(), physics.low[:, 0].tolist()
         return audio.clone(), RestoreReport(False, *levels, 0.0, peak_in, peak_in, *kind)
-    y = measurement.input_for_network(audio)
+    y = measurement.input_for_network(audio, masks)
     estimate = _estimate(y, sample_rate, model, physics, chunk_seconds, batch_size, progress)
-    restored = physics.project(estimate, audio)
+    restored = physics.project(estimate, audio, masks)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
-        float(physics.masks(audio).clipped.float().mean()), peak_in, float(restored.abs().max()), *kind,
+        float(masks.clipped.float().mean()), peak_in, float(restored.abs().max()), *kind,
     )  # fmt: skip
     return restored, report
 
@@ -217,7 +218,6 @@ def restore_file(
     model_rate = model.sample_rate or rate
     align = model.hop if rate == model_rate else 1
     block = math.ceil(block_seconds * rate / align) * align
-    margin = math.ceil(((model.context + model.hop) * rate / model_rate + 64) / align) * align
     device = _device(model)
     temporary = _Temporaries.beside(target)
     try:
@@ -227,6 +227,8 @@ def restore_file(
         source = _Source(file, info, decoded, block, decode_threads, device)
         measurement, path = _measure(source, channels, threshold, level)
         frames = info.frames if path == file else sf.info(path).frames  # a decoder's count can be an estimate (MP3)
+        reach = (model.context + model.hop) * rate / model_rate + 64 + measurement.physics.context  # learned masks' too
+        margin = math.ceil(reach / align) * align
         restorer = _BlockRestorer(
             model, measurement, measurement.physics.to(device), rate, frames, block, margin, chunk_seconds, batch_size,
             device, check_finite=not source.checked,
@@ -390,11 +392,14 @@ class _BlockRestorer:
         y = window[:, start - first : stop - first]
         if self.check_finite:
             _check_finite(window)
-        masks = self.physics.masks(y)
+        # masks of the whole window, then the block's: a learned mask sees the same context as in one pass
+        window_masks = self.physics.masks(window)
+        inner = slice(start - first, stop - first)
+        masks = ClipMasks(window_masks.high[:, inner], window_masks.low[:, inner])
         count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
         restored = y
         if count and self.measurement.clipped is not False:
-            network_input = self.measurement.input_for_network(window)
+            network_input = self.measurement.input_for_network(window, window_masks)
             estimate = _estimate(
                 network_input, self.rate, self.model, self.physics, self.chunk_seconds, self.batch_size,
                 span=(start - first, stop - first),

@@ -11,7 +11,7 @@ import torch
 
 from declip.data.codecs import encode
 from declip.inference.analysis import measure_array
-from tests.inference.test_detect_coded import RATE, clipped_at, rich_music
+from tests.detection.signals import RATE, clipped_at, rich_music
 
 
 def declip(*args, cwd=None) -> subprocess.CompletedProcess:

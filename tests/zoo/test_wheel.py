@@ -6,6 +6,7 @@ import site
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ def test_installed_wheel_restores_offline_with_the_default_model(tmp_path):
     build = [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w"]
     subprocess.run([*build, str(wheels)], check=True, cwd=tmp_path)
     (wheel,) = wheels.glob("declip-*.whl")
+    assert "declip/detection/coded_mask.safetensors" in zipfile.ZipFile(wheel).namelist()  # coded files' masks
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"

@@ -1,0 +1,94 @@
+"""Which samples were clipped before a lossy codec smeared them: a small network over ``y / θ``.
+
+After coding, a clipped run's samples scatter around the level θ: pre-echo and ringing dip some of
+them well under it and lift others above it, while peaks that were never clipped can reach it. A
+fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
+restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet` reads 257 samples of ``y / θ``
+around each sample (dilated convolutions) and gives the log-odds that it was clipped; the polarity
+is its sign. It is trained from clipped recordings alone: a hard-clipped recording's plateaus are the
+labels, the codec is applied to it on the fly (:mod:`declip.training.coded_mask`); its weights ship
+with the package (``coded_mask.safetensors``: tensors only, no pickled code).
+
+:class:`LearnedMaskClipping` is the clipping operator of such a measurement: masks from the network (only
+for the polarities found hard-clipped), the network's input with the masked samples at the level and
+the rest strictly inside it, and the inherited projection (reliable samples bit-exact, masked ones at
+least their coded value, with its sign).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from declip.physics import ClipMasks, Clipping
+
+WEIGHTS = Path(__file__).with_name("coded_mask.safetensors")
+FLOOR = 0.5  # samples under half the level are never counted clipped, whatever the network says
+INSIDE = 1 - 1e-4  # reliable samples at or beyond the level are moved this far inside it for the network
+
+
+class ClipMaskNet(nn.Module):
+    """Per-sample log-odds of "clipped before coding" from ``u = y / θ`` ``(batch, 1, time)``; same shape out."""
+
+    def __init__(self, width: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(2, width, 5, padding=2)
+        self.blocks = nn.ModuleList(nn.Conv1d(width, width, 3, padding=d, dilation=d) for d in dilations)
+        self.mix = nn.ModuleList(nn.Conv1d(width, width, 1) for _ in dilations)
+        self.out = nn.Conv1d(width, 1, 1)
+        self.context = 2 + 2 * sum(dilations)  # samples each side that reach an output
+
+    def forward(self, u: Tensor) -> Tensor:
+        h = self.inp(torch.cat([u, u.abs()], 1))
+        for block, mix in zip(self.blocks, self.mix):
+            h = h + mix(F.gelu(block(F.gelu(h))))
+        return self.out(F.gelu(h))
+
+
+@lru_cache(maxsize=1)
+def default_mask_net() -> ClipMaskNet:
+    """The shipped network, in eval mode."""
+    net = ClipMaskNet()
+    net.load_state_dict(load_file(WEIGHTS))
+    return net.eval().requires_grad_(False)
+
+
+class LearnedMaskClipping(Clipping):
+    """Clipping at the coded levels ``high`` / ``low`` (the centres of the pile-ups) with the clipped
+    samples chosen by ``net``; ``enabled``: per channel, whether the positive and negative polarity
+    were found hard-clipped ``(channels, 2)`` (a polarity that was not gets no clipped sample)."""
+
+    def __init__(self, high: Tensor, low: Tensor, enabled: Tensor, net: ClipMaskNet | None = None) -> None:
+        super().__init__(high, low)
+        self.enabled = enabled.bool()
+        self.net = net if net is not None else default_mask_net()
+
+    @property
+    def context(self) -> int:
+        return self.net.context
+
+    def masks(self, y: Tensor) -> ClipMasks:
+        """The network's masks of ``y`` (``(channels, time)`` or ``(batch, channels, time)``)."""
+        high, low = self.high.to(y), self.low.to(y)
+        u = torch.where(y >= 0, y / high, y / -low)
+        with torch.no_grad():
+            net = self.net.to(y.device)
+            clipped = net(u.reshape(-1, 1, u.shape[-1]).float()).reshape(u.shape) > 0
+        clipped &= u.abs() >= FLOOR
+        enabled = self.enabled.to(y.device)
+        return ClipMasks(high=clipped & (y > 0) & enabled[:, :1], low=clipped & (y < 0) & enabled[:, 1:])
+
+    def network_input(self, y: Tensor, masks: ClipMasks | None = None) -> Tensor:
+        """``y`` as a hard-clipped recording: masked samples at the level, the others strictly inside it."""
+        m = self.masks(y) if masks is None else masks
+        high, low = self.high.to(y), self.low.to(y)
+        inside = torch.clamp(y, min=low * INSIDE, max=high * INSIDE)
+        return torch.where(m.high, high, torch.where(m.low, low, inside))
+
+    def to(self, device: torch.device | str) -> LearnedMaskClipping:
+        return LearnedMaskClipping(self.high.to(device), self.low.to(device), self.enabled.to(device), self.net)

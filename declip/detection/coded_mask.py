@@ -29,6 +29,7 @@ from declip.physics import ClipMasks, Clipping
 
 WEIGHTS = Path(__file__).with_name("coded_mask.safetensors")
 FLOOR = 0.5  # samples under half the level are never counted clipped, whatever the network says
+PIECE = 16384  # samples per piece the network runs on (with its context around)
 INSIDE = 1 - 1e-4  # reliable samples at or beyond the level are moved this far inside it for the network
 
 
@@ -41,7 +42,7 @@ class ClipMaskNet(nn.Module):
         self.blocks = nn.ModuleList(nn.Conv1d(width, width, 3, padding=d, dilation=d) for d in dilations)
         self.mix = nn.ModuleList(nn.Conv1d(width, width, 1) for _ in dilations)
         self.out = nn.Conv1d(width, 1, 1)
-        self.context = 2 + 2 * sum(dilations)  # samples each side that reach an output
+        self.context = 2 + sum(dilations)  # samples each side that reach an output (kernels 5, then 3 dilated)
 
     def forward(self, u: Tensor) -> Tensor:
         h = self.inp(torch.cat([u, u.abs()], 1))
@@ -56,6 +57,25 @@ def default_mask_net() -> ClipMaskNet:
     net = ClipMaskNet()
     net.load_state_dict(load_file(WEIGHTS))
     return net.eval().requires_grad_(False)
+
+
+def _logits(net: ClipMaskNet, u: Tensor, piece: int = PIECE, batch: int = 16) -> Tensor:
+    """``net`` over each row of ``u`` ``(rows, time)``, in pieces of ``piece`` samples with the
+    network's context on each side (zeros past the ends): any stretch of ``u`` gives the same
+    logits at the samples it holds with their context, so blocks agree with one pass; activations
+    stay a few MB. Pieces with no sample at or above :data:`FLOOR` are not computed (-inf)."""
+    rows, length = u.shape
+    context = net.context
+    starts = range(0, length, piece)
+    padded = F.pad(u, (context, piece + context))
+    windows = torch.stack([padded[:, s : s + piece + 2 * context] for s in starts], 1).reshape(-1, piece + 2 * context)
+    out = torch.full((windows.shape[0], piece), -torch.inf)  # a piece with no sample near the level: none clipped
+    loud = torch.nonzero((windows[:, context : context + piece].abs() >= FLOOR).any(1)).flatten()
+    with torch.no_grad():
+        for i in range(0, len(loud), batch):
+            rows_in = loud[i : i + batch]
+            out[rows_in] = net(windows[rows_in, None])[:, 0, context : context + piece]
+    return out.reshape(rows, -1)[:, :length].to(u.device)
 
 
 class LearnedMaskClipping(Clipping):
@@ -76,9 +96,7 @@ class LearnedMaskClipping(Clipping):
         """The network's masks of ``y`` (``(channels, time)`` or ``(batch, channels, time)``)."""
         high, low = self.high.to(y), self.low.to(y)
         u = torch.where(y >= 0, y / high, y / -low)
-        with torch.no_grad():
-            net = self.net.to(y.device)
-            clipped = net(u.reshape(-1, 1, u.shape[-1]).float()).reshape(u.shape) > 0
+        clipped = _logits(self.net.to(y.device), u.reshape(-1, u.shape[-1]).float()).reshape(u.shape) > 0
         clipped &= u.abs() >= FLOOR
         enabled = self.enabled.to(y.device)
         return ClipMasks(high=clipped & (y > 0) & enabled[:, :1], low=clipped & (y < 0) & enabled[:, 1:])

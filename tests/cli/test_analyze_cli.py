@@ -22,7 +22,8 @@ def declip(*args, cwd=None) -> subprocess.CompletedProcess:
 def coded(tmp_path_factory):
     """A stereo recording clipped at 5 dB input SDR, as an MP3 (128 kbps) and an Ogg Vorbis file."""
     root = tmp_path_factory.mktemp("coded")
-    clipped, _ = clipped_at(rich_music(4.0, 2, 3), 5)
+    clipped, theta = clipped_at(rich_music(4.0, 2, 3), 5)
+    (root / "shares.json").write_text(json.dumps((np.abs(clipped) >= theta * (1 - 1e-6)).mean(0).tolist()))
     for codec, name in (("mp3", "song.mp3"), ("vorbis", "song.ogg")):
         data, _ = encode(clipped, RATE, codec, 128)
         (root / name).write_bytes(data)
@@ -55,8 +56,9 @@ def test_analyze_reports_text_json_and_a_plot(coded, tmp_path):
     assert result.returncode == 0, result.stderr
     (report,) = json.loads(result.stdout)["files"]
     assert [c["kind"] for c in report["channels"]] == ["hard-coded", "hard-coded"]
-    for channel in report["channels"]:
-        assert 0 < channel["clipped_share"] < 0.5 and channel["longest_run"] > 1
+    shares = json.loads((coded / "shares.json").read_text())  # before coding: about half the samples
+    for channel, share in zip(report["channels"], shares):
+        assert abs(channel["clipped_share"] - share) < 0.05 and channel["longest_run"] > 1
         assert channel["high"] > 0 > channel["low"]
     assert (tmp_path / "song.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

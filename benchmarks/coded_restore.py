@@ -75,6 +75,9 @@ class BandClipping(Clipping):
     def network_input(self, y, masks=None):
         return self(y)
 
+    def to(self, device):
+        return BandClipping(self.high.to(device), self.low.to(device))
+
 
 def given_physics(level: float, mask: str, band: float) -> Clipping:
     if mask == "band":

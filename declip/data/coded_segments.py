@@ -2,8 +2,8 @@
 
 A codec smears the plateaus of a clipped signal: clipped samples scatter around the encoder's gain
 times θ, some above and some below it, so consistency cannot pin them to the measurement. The
-measurement model is the tolerance band that restoration uses on a coded file
-(:mod:`declip.detection.measurement`): with ``e = (1 - δ) g θ`` (``g`` the encoder's gain,
+measurement model is the tolerance band that restoration used on a coded file before its learned
+masks (:mod:`declip.detection.coded_mask`): with ``e = (1 - δ) g θ`` (``g`` the encoder's gain,
 :data:`~declip.data.codecs.ENCODER_GAINS`; ``δ`` the band's relative width), samples at or beyond
 ``±e`` count as clipped and the network sees the coded segment clipped at ``±e``. The item's ``y``
 is that input and its thresholds are ``±e``, so a self-supervised loss (:class:`ReclipLoss`) finds

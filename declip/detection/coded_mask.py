@@ -3,8 +3,8 @@
 After coding, a clipped run's samples scatter around the level θ: pre-echo and ringing dip some of
 them well under it and lift others above it, while peaks that were never clipped can reach it. A
 fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
-restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet` reads 257 samples of ``y / θ``
-around each sample (dilated convolutions) and gives the log-odds that it was clipped; the polarity
+restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet` reads 131 samples of ``y / θ``
+around each sample (65 each side) (dilated convolutions) and gives the log-odds that it was clipped; the polarity
 is its sign. It is trained from clipped recordings alone: a hard-clipped recording's plateaus are the
 labels, the codec is applied to it on the fly (:mod:`declip.training.coded_mask`); its weights ship
 with the package (``coded_mask.safetensors``: tensors only, no pickled code).
@@ -17,6 +17,7 @@ least their coded value, with its sign).
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,23 +60,28 @@ def default_mask_net() -> ClipMaskNet:
     return net.eval().requires_grad_(False)
 
 
+def _net_on(net: ClipMaskNet, device: torch.device) -> ClipMaskNet:
+    """``net`` if it is on ``device``, else a copy there (the shared network is never moved)."""
+    return net if next(net.parameters()).device == device else copy.deepcopy(net).to(device)
+
+
 def _logits(net: ClipMaskNet, u: Tensor, piece: int = PIECE, batch: int = 16) -> Tensor:
     """``net`` over each row of ``u`` ``(rows, time)``, in pieces of ``piece`` samples with the
     network's context on each side (zeros past the ends): any stretch of ``u`` gives the same
     logits at the samples it holds with their context, so blocks agree with one pass; activations
-    stay a few MB. Pieces with no sample at or above :data:`FLOOR` are not computed (-inf)."""
+    stay tens of MB. Pieces with no sample at or above :data:`FLOOR` are not computed (-inf)."""
     rows, length = u.shape
     context = net.context
     starts = range(0, length, piece)
     padded = F.pad(u, (context, piece + context))
     windows = torch.stack([padded[:, s : s + piece + 2 * context] for s in starts], 1).reshape(-1, piece + 2 * context)
-    out = torch.full((windows.shape[0], piece), -torch.inf)  # a piece with no sample near the level: none clipped
+    out = torch.full((windows.shape[0], piece), -torch.inf, device=u.device)  # no sample near the level: none clipped
     loud = torch.nonzero((windows[:, context : context + piece].abs() >= FLOOR).any(1)).flatten()
     with torch.no_grad():
         for i in range(0, len(loud), batch):
             rows_in = loud[i : i + batch]
             out[rows_in] = net(windows[rows_in, None])[:, 0, context : context + piece]
-    return out.reshape(rows, -1)[:, :length].to(u.device)
+    return out.reshape(rows, -1)[:, :length]
 
 
 class LearnedMaskClipping(Clipping):
@@ -96,7 +102,8 @@ class LearnedMaskClipping(Clipping):
         """The network's masks of ``y`` (``(channels, time)`` or ``(batch, channels, time)``)."""
         high, low = self.high.to(y), self.low.to(y)
         u = torch.where(y >= 0, y / high, y / -low)
-        clipped = _logits(self.net.to(y.device), u.reshape(-1, u.shape[-1]).float()).reshape(u.shape) > 0
+        net = _net_on(self.net, y.device)
+        clipped = _logits(net, u.reshape(-1, u.shape[-1]).float()).reshape(u.shape) > 0
         clipped &= u.abs() >= FLOOR
         enabled = self.enabled.to(y.device)
         return ClipMasks(high=clipped & (y > 0) & enabled[:, :1], low=clipped & (y < 0) & enabled[:, 1:])
@@ -109,4 +116,10 @@ class LearnedMaskClipping(Clipping):
         return torch.where(m.high, high, torch.where(m.low, low, inside))
 
     def to(self, device: torch.device | str) -> LearnedMaskClipping:
-        return LearnedMaskClipping(self.high.to(device), self.low.to(device), self.enabled.to(device), self.net)
+        """On ``device``, with a copy of the network there (the shared CPU one stays where it is)."""
+        net = (
+            self.net
+            if next(self.net.parameters()).device == torch.device(device)
+            else copy.deepcopy(self.net).to(device)
+        )
+        return LearnedMaskClipping(self.high.to(device), self.low.to(device), self.enabled.to(device), net)

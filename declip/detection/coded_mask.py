@@ -3,9 +3,9 @@
 After coding, a clipped run's samples scatter around the level θ: pre-echo and ringing dip some of
 them well under it and lift others above it, while peaks that were never clipped can reach it. A
 fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
-restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet` reads 131 samples of ``y / θ``
-around each sample (65 each side) (dilated convolutions) and gives the log-odds that it was clipped; the polarity
-is its sign. It is trained from clipped recordings alone: a hard-clipped recording's plateaus are the
+restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet`, a stack of dilated convolutions,
+reads 131 samples of ``y / θ`` around each sample (65 each side) and gives the log-odds that it was
+clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped recording's plateaus are the
 labels, the codec is applied to it on the fly (:mod:`declip.training.coded_mask`); its weights ship
 with the package (``coded_mask.safetensors``: tensors only, no pickled code).
 
@@ -117,9 +117,5 @@ class LearnedMaskClipping(Clipping):
 
     def to(self, device: torch.device | str) -> LearnedMaskClipping:
         """On ``device``, with a copy of the network there (the shared CPU one stays where it is)."""
-        net = (
-            self.net
-            if next(self.net.parameters()).device == torch.device(device)
-            else copy.deepcopy(self.net).to(device)
-        )
+        net = _net_on(self.net, torch.device(device))
         return LearnedMaskClipping(self.high.to(device), self.low.to(device), self.enabled.to(device), net)

@@ -5,9 +5,10 @@ them well under it and lift others above it, while peaks that were never clipped
 fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
 restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet`, a stack of dilated convolutions,
 reads 131 samples of ``y / θ`` around each sample (65 each side) and gives the log-odds that it was
-clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped recording's plateaus are the
-labels, the codec is applied to it on the fly (:mod:`declip.training.coded_mask`); its weights ship
-with the package (``coded_mask.safetensors``: tensors only, no pickled code).
+clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped
+recording's plateaus are the labels, the codec is applied to it on the fly
+(:mod:`declip.training.coded_mask`); its weights ship with the package (``coded_mask.safetensors``:
+tensors only, no pickled code).
 
 :class:`LearnedMaskClipping` is the clipping operator of such a measurement: masks from the network (only
 for the polarities found hard-clipped), the network's input with the masked samples at the level and

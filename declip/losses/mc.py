@@ -26,12 +26,18 @@ class MCLoss(Loss):
         return self.weight * consistency_error(x_net, y, physics)
 
 
-def consistency_error(x_net: Tensor, y: Tensor, physics: Clipping) -> Tensor:
-    """The unweighted :class:`MCLoss` of ``x_net`` for the measurement ``y``."""
+def consistency_violation(x_net: Tensor, y: Tensor, physics: Clipping) -> Tensor:
+    """How far each sample of ``x_net`` is from the consistent set of ``y``: its difference from ``y`` on
+    reliable samples, its shortfall below the level on clipped ones (zero beyond it)."""
     m = physics.masks(y)
     high, low = physics.high.to(x_net), physics.low.to(x_net)
     violation = torch.where(m.reliable, x_net - y, torch.zeros_like(x_net))
-    violation = violation + m.high * torch.relu(high - x_net) - m.low * torch.relu(x_net - low)
+    return violation + m.high * torch.relu(high - x_net) - m.low * torch.relu(x_net - low)
+
+
+def consistency_error(x_net: Tensor, y: Tensor, physics: Clipping) -> Tensor:
+    """The unweighted :class:`MCLoss` of ``x_net`` for the measurement ``y``."""
+    violation = consistency_violation(x_net, y, physics)
     return scaled_square_error(violation, torch.zeros_like(violation), physics)
 
 

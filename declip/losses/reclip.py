@@ -8,7 +8,7 @@ from torch import Tensor
 from declip.config import capture_init
 from declip.errors import ConfigError
 from declip.losses.base import Loss, Reconstructor, scaled_square_error
-from declip.losses.mc import consistency_error
+from declip.losses.mc import consistency_error, consistency_violation
 from declip.physics import Clipping
 from declip.transforms import AmplitudeScale
 
@@ -34,11 +34,18 @@ class ReclipLoss(Loss):
     within ``guard`` samples of a clipped one from the targets (they are asked nothing), so the
     network is not taught the plateau's flat top.
 
+    ``relative``: each example's error is divided by what the harder clipping took from it,
+    :math:`\\|y - \\eta_{\\theta/g}(y)\\|^2` (1 for a model that gives its input back, 0 for a perfect one), and
+    the ratios are averaged. Without it the heavily re-clipped examples, whose errors are largest, decide the
+    gradient; a model with a few hundred shared parameters (:class:`~declip.models.UnfoldedSPADE`) then
+    learns heavy clipping at the expense of light (docs/results.md).
+
     Args:
         weight: the factor on this loss.
         g_min, g_max, distribution: the law of ``g`` (both at least 1), see :class:`AmplitudeScale`.
         anchor: the factor on the pull toward the base model on clipped samples (0: none).
         guard: reliable samples this close to a clipped one (in samples) are no target (0: all are).
+        relative: each example's error relative to what the harder clipping removed (see above).
     """
 
     name = "reclip"
@@ -53,6 +60,7 @@ class ReclipLoss(Loss):
         distribution: str = "log-uniform",
         anchor: float = 0.0,
         guard: int = 0,
+        relative: bool = False,
     ) -> None:
         super().__init__(weight)
         if g_min < 1:
@@ -62,7 +70,7 @@ class ReclipLoss(Loss):
         if guard < 0:
             raise ConfigError(f"ReclipLoss guard must be >= 0 samples; got {guard}")
         self.transform = AmplitudeScale(g_min, g_max, distribution)
-        self.anchor, self.guard = anchor, guard
+        self.anchor, self.guard, self.relative = anchor, guard, relative
         self._base: tuple[Reconstructor, ...] = ()  # a tuple keeps the frozen model out of state_dict and optimizer
 
     @property
@@ -79,10 +87,13 @@ class ReclipLoss(Loss):
     ) -> Tensor:
         g = self.transform.sample(y.shape[0], device=y.device).to(y)
         harder = Clipping(physics.high.to(y) / g, physics.low.to(y) / g)
-        x2 = model(harder(y), harder)
+        y2 = harder(y)
+        x2 = model(y2, harder)
         if self.guard:
             near = _near_clipped(physics.masks(y).clipped, self.guard)
-            loss = consistency_error(torch.where(near, y, x2), y, physics)  # no error where no target
+            x2 = torch.where(near, y, x2)  # no error where no target
+        if self.relative:
+            loss = _relative_consistency_error(x2, y, y2, physics)
         else:
             loss = consistency_error(x2, y, physics)
         if self.needs_base:
@@ -102,3 +113,14 @@ def _near_clipped(clipped: Tensor, guard: int) -> Tensor:
     """Reliable samples within ``guard`` samples of a clipped one, ``(batch, channels, time)`` bool."""
     dilated = torch.nn.functional.max_pool1d(clipped.float().flatten(0, 1)[:, None], 2 * guard + 1, 1, guard)
     return (dilated.reshape(clipped.shape) > 0) & ~clipped
+
+
+def _relative_consistency_error(x2: Tensor, y: Tensor, y2: Tensor, physics: Clipping) -> Tensor:
+    """Per example, the consistency error of ``x2`` over ``‖y - y2‖²`` (what the harder clipping removed),
+    averaged over the examples that lost something; zero (with a graph) if none did."""
+    err = consistency_violation(x2, y, physics).pow(2).flatten(1).sum(1)
+    removed = (y - y2).pow(2).flatten(1).sum(1)
+    lost = removed > 0
+    if not bool(lost.any()):
+        return (x2 * 0).sum()
+    return (err[lost] / removed[lost]).mean()

@@ -195,7 +195,9 @@ class UnfoldedSPADE(nn.Module):
             power = v.square().sum(-1) * dc
             k = self.sparsities[i]
             level = power.detach().topk(k, dim=1, sorted=False).values.amin(1, keepdim=True).clamp(min=TINY)
-            log_ratio = torch.log(power.clamp(min=TINY) / level) - self.offset[i][self.band]
+            # the gain's position is fixed in the backward pass (power detached, as the level): through it the
+            # gradient grew geometrically with K (1e23 at K = 64, inf at 128); v * gain keeps it bounded
+            log_ratio = torch.log(power.detach().clamp(min=TINY) / level) - self.offset[i][self.band]
             gain = torch.sigmoid((sharp[i] * log_ratio).clamp(-SIGMOID_RANGE, SIGMOID_RANGE))
             sparse = v * gain[..., None]
             if self.eps is not None:  # A-SPADE's rule: a frame within eps of its sparse estimate is done

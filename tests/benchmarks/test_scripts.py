@@ -301,7 +301,7 @@ def test_heldout_eval(tmp_path, corpus):
     config = yaml.safe_load((ROOT / "configs/music-unfolded.yaml").read_text())
     config["model"]["backbone"]["init_args"] |= {"window": 1024, "hop": 256, "iterations": 2}
     tiny.write_text(yaml.safe_dump(config))
-    out = run("heldout_eval.py", "--root", corpus, "--per-level", 1, "--seconds", 0.5, "--levels", "1,20",
+    out = run("heldout_eval.py", "--root", corpus, "--per-level", 2, "--seconds", 0.5, "--levels", "1,20",
               "--model", "unet-music-reclip", "--untrained", tiny, "--method", "spline",
               "--json", tmp_path / "scores.json", cwd=tmp_path)  # fmt: skip
     rows = table(out, "method")
@@ -311,6 +311,7 @@ def test_heldout_eval(tmp_path, corpus):
         values = [number(cell) for cell in cells]
         assert len(values) == 4 and all(-30 < v < 60 for v in values[:3]) and values[3] > 0
         assert scores[name]["mean"] == pytest.approx(values[2], abs=0.006)
+        assert scores[name]["segments"] == {"1": 2, "20": 2}  # each level's score is the mean of its 2 segments
 
 
 @smoke("gpu_corpus.py")

@@ -248,3 +248,21 @@ def test_reclip_guard_drops_targets_next_to_clipped_samples():
     assert torch.isclose(guarded, torch.tensor((1.0 + 2 * 0.04 + 0.04) / 8))
     with pytest.raises(ConfigError, match="guard"):
         ReclipLoss(guard=-1)
+
+
+def test_relative_reclip_weighs_every_example_alike(clipped):
+    """relative: each example's error over what the harder clipping removed from it; a model giving its input
+    back scores exactly 1 whatever the example's level or how hard it was re-clipped, a perfect one 0."""
+    x, y, physics = clipped
+    y = y * torch.tensor([1.0, 30.0, 0.01])[:, None, None]  # very different amplitudes, one level each
+    physics = Clipping(physics.high * torch.tensor([1.0, 30.0, 0.01])[:, None, None])
+    for g in (1.5, 8.0):
+        loss = ReclipLoss(g_min=g, g_max=g, relative=True)
+        assert torch.isclose(loss(None, y, physics, identity), torch.tensor(1.0))
+        assert loss(None, y, physics, oracle(y)).item() == 0.0
+    # halfway back on every re-clipped sample: a quarter of the removed energy is left, at every amplitude
+    half = lambda y_in, p: y_in + 0.5 * (torch.where(p.masks(y_in).clipped, y, y_in) - y_in)  # noqa: E731
+    assert torch.isclose(ReclipLoss(g_min=8.0, g_max=8.0, relative=True)(None, y, physics, half), torch.tensor(0.25))
+    unclipped = torch.full((1, 1, 8), 0.1)
+    zero = ReclipLoss(g_min=1.0, g_max=1.0, relative=True)(None, unclipped, Clipping(torch.tensor(0.5)), identity)
+    assert zero.item() == 0.0  # nothing removed: nothing to score

@@ -78,6 +78,8 @@ def main() -> None:
             wall += time.perf_counter() - start
             # the segment's measured input SDR is its level only to float precision (20.0000019): group by the nearest
             nearest = min(levels, key=lambda v: abs(v - float(level)))
+            if not abs(nearest - float(level)) < 0.01:
+                raise SystemExit(f"a segment measured {float(level):g} dB input SDR, none of --levels {args.levels}")
             gains.setdefault(nearest, []).append(float(delta_sdr(x[None], x_hat[None], y[None])))
         row = {f"{k:g}": float(np.mean(v)) for k, v in sorted(gains.items())}
         row["mean"] = float(np.mean(list(row.values())))

@@ -34,11 +34,14 @@ class ReclipLoss(Loss):
     within ``guard`` samples of a clipped one from the targets (they are asked nothing), so the
     network is not taught the plateau's flat top.
 
-    ``relative``: each example's error is divided by what the harder clipping took from it,
-    :math:`\\|y - \\eta_{\\theta/g}(y)\\|^2` (1 for a model that gives its input back, 0 for a perfect one), and
-    the ratios are averaged. Without it the heavily re-clipped examples, whose errors are largest, decide the
-    gradient; a model with a few hundred shared parameters (:class:`~declip.models.UnfoldedSPADE`) then
-    learns heavy clipping at the expense of light (docs/results.md).
+    ``relative``: each example's error is divided by the error of giving the harder clipping back
+    unchanged (for hard clipping without a guard, :math:`\\|y - \\eta_{\\theta/g}(y)\\|^2`, what the harder
+    clipping took), so a model that gives its input back scores 1 and a perfect one 0, and the ratios are
+    averaged. Without it the heavily re-clipped examples, whose errors are largest, decide the gradient; a
+    model whose few thousand parameters are shared by every level (:class:`~declip.models.UnfoldedSPADE`)
+    then learned heavy clipping at the expense of light on music (docs/results.md). Meant for models whose
+    output is consistent (reliable samples kept): an inconsistent one keeps an error on the examples
+    re-clipped least, whose ratios then dominate. Not with ``anchor`` (its term is not relative).
 
     Args:
         weight: the factor on this loss.
@@ -69,6 +72,8 @@ class ReclipLoss(Loss):
             raise ConfigError(f"ReclipLoss anchor must be >= 0; got {anchor}")
         if guard < 0:
             raise ConfigError(f"ReclipLoss guard must be >= 0 samples; got {guard}")
+        if relative and anchor > 0:
+            raise ConfigError("ReclipLoss relative: true does not combine with anchor > 0; set one of them")
         self.transform = AmplitudeScale(g_min, g_max, distribution)
         self.anchor, self.guard, self.relative = anchor, guard, relative
         self._base: tuple[Reconstructor, ...] = ()  # a tuple keeps the frozen model out of state_dict and optimizer
@@ -89,11 +94,13 @@ class ReclipLoss(Loss):
         harder = Clipping(physics.high.to(y) / g, physics.low.to(y) / g)
         y2 = harder(y)
         x2 = model(y2, harder)
+        given_back = y2  # what a model that restores nothing returns
         if self.guard:
             near = _near_clipped(physics.masks(y).clipped, self.guard)
             x2 = torch.where(near, y, x2)  # no error where no target
+            given_back = torch.where(near, y, y2)
         if self.relative:
-            loss = _relative_consistency_error(x2, y, y2, physics)
+            loss = _relative_consistency_error(x2, given_back, y, physics)
         else:
             loss = consistency_error(x2, y, physics)
         if self.needs_base:
@@ -115,11 +122,11 @@ def _near_clipped(clipped: Tensor, guard: int) -> Tensor:
     return (dilated.reshape(clipped.shape) > 0) & ~clipped
 
 
-def _relative_consistency_error(x2: Tensor, y: Tensor, y2: Tensor, physics: Clipping) -> Tensor:
-    """Per example, the consistency error of ``x2`` over ``‖y - y2‖²`` (what the harder clipping removed),
-    averaged over the examples that lost something; zero (with a graph) if none did."""
+def _relative_consistency_error(x2: Tensor, given_back: Tensor, y: Tensor, physics: Clipping) -> Tensor:
+    """Per example, the consistency error of ``x2`` over that of ``given_back`` (the harder clipping returned
+    unchanged), averaged over the examples where the latter is not zero; zero (with a graph) if none."""
     err = consistency_violation(x2, y, physics).pow(2).flatten(1).sum(1)
-    removed = (y - y2).pow(2).flatten(1).sum(1)
+    removed = consistency_violation(given_back, y, physics).pow(2).flatten(1).sum(1)
     lost = removed > 0
     if not bool(lost.any()):
         return (x2 * 0).sum()

@@ -263,6 +263,16 @@ def test_relative_reclip_weighs_every_example_alike(clipped):
     # halfway back on every re-clipped sample: a quarter of the removed energy is left, at every amplitude
     half = lambda y_in, p: y_in + 0.5 * (torch.where(p.masks(y_in).clipped, y, y_in) - y_in)  # noqa: E731
     assert torch.isclose(ReclipLoss(g_min=8.0, g_max=8.0, relative=True)(None, y, physics, half), torch.tensor(0.25))
+    # the ratios are averaged per example: perfect on the first example, nothing restored on the other two
+    first_only = lambda y_in, p: torch.cat([y[:1], y_in[1:]])  # noqa: E731
+    assert torch.isclose(
+        ReclipLoss(g_min=4.0, g_max=4.0, relative=True)(None, y, physics, first_only), torch.tensor(2 / 3)
+    )
+    # with a guard, giving the input back still scores 1 (the guarded samples count in neither term)
+    guarded = ReclipLoss(g_min=4.0, g_max=4.0, guard=2, relative=True)
+    assert torch.isclose(guarded(None, y, physics, identity), torch.tensor(1.0))
     unclipped = torch.full((1, 1, 8), 0.1)
     zero = ReclipLoss(g_min=1.0, g_max=1.0, relative=True)(None, unclipped, Clipping(torch.tensor(0.5)), identity)
     assert zero.item() == 0.0  # nothing removed: nothing to score
+    with pytest.raises(ConfigError, match="anchor"):
+        ReclipLoss(anchor=1.0, relative=True)

@@ -73,6 +73,14 @@ class UnfoldedSPADE(nn.Module):
         eps: if given, A-SPADE's stopping rule: a frame whose spectrum is within ``eps`` (threshold units,
             windowed frame) of its sparsified spectrum is done and leaves the batch; the others run on.
             None runs every frame through all K iterations.
+        heavy_share: if given, frames with at least this share of clipped samples take A-SPADE's own path
+            instead: k = 1, 2, 2, 3, 3, ... (one more every two iterations), hard thresholds, each frame
+            stopping once its spectrum is within ``heavy_rho`` of its k-sparse estimate (relative to the
+            spectrum's norm, so the rule is free of scale), at most ``heavy_iterations``. Heavily clipped
+            frames need A-SPADE's slow growth of k, which K geometric steps skip; this path has no learned
+            parameters. None: every frame takes the learned K iterations.
+        heavy_iterations: the most iterations of that path.
+        heavy_rho: its relative stopping tolerance.
     """
 
     @capture_init
@@ -88,6 +96,9 @@ class UnfoldedSPADE(nn.Module):
         bands: int = 16,
         sharpness: float = 8.0,
         eps: float | None = None,
+        heavy_share: float | None = None,
+        heavy_iterations: int = 1000,
+        heavy_rho: float = 0.05,
     ) -> None:
         super().__init__()
         if window < 16 or window & (window - 1):
@@ -106,11 +117,20 @@ class UnfoldedSPADE(nn.Module):
             raise ConfigError(f"UnfoldedSPADE k_max must be at least k_step; got k_max {k_max}, k_step {k_step}")
         if eps is not None and not eps >= 0:
             raise ConfigError(f"UnfoldedSPADE eps must be at least 0 (or null: run all K iterations); got {eps}")
+        if heavy_share is not None and not 0 < heavy_share <= 1:
+            raise ConfigError(
+                f"UnfoldedSPADE heavy_share must be in (0, 1] (or null: no heavy path); got {heavy_share}"
+            )
+        if heavy_iterations < 1 or not heavy_rho >= 0:
+            raise ConfigError(
+                f"UnfoldedSPADE needs heavy_iterations >= 1 and heavy_rho >= 0; got {heavy_iterations}, {heavy_rho}"
+            )
         if not sharpness > 0:
             raise ConfigError(f"UnfoldedSPADE sharpness must be positive; got {sharpness}")
         self.channels, self.window, self._hop = channels, window, hop
         self.redundancy, self.iterations, self.k_step, self.k_max = redundancy, iterations, k_step, k_max
         self.eps = eps
+        self.heavy_share, self.heavy_iterations, self.heavy_rho = heavy_share, heavy_iterations, heavy_rho
         bins = redundancy * window // 2 + 1
         self.sparsities = [min(k, bins) for k in self._schedule(k_step, k_max, iterations)]
         # band of each bin: log-spaced edges from bin 1 up, DC in the first band
@@ -149,6 +169,9 @@ class UnfoldedSPADE(nn.Module):
         signed = inp[:, self.channels :].reshape(batch * self.channels, length)
         x = self._restore(u.float(), signed.float()).to(inp.dtype)
         correction = torch.where(signed > 0, (x - u).clamp(min=0), torch.where(signed < 0, (x - u).clamp(max=0), 0))
+        if torch.is_grad_enabled() and not correction.requires_grad and self.offset.requires_grad:
+            # every frame took the heavy path (no parameters): a zero gradient, not a failed backward pass
+            correction = correction + 0 * (self.offset.sum() + self.log_sharpness.sum())
         return correction.reshape(batch, self.channels, length)
 
     def _restore(self, u: Tensor, signed: Tensor) -> Tensor:
@@ -169,7 +192,15 @@ class UnfoldedSPADE(nn.Module):
         mask = masks.reshape(-1, w)[todo]
         lower = torch.where(mask < 0, -math.inf, frame)  # clipped high: at least the (windowed) level
         upper = torch.where(mask > 0, math.inf, frame)
-        restored = self._iterate(frame, lower, upper)
+        if self.heavy_share is None:
+            restored = self._iterate(frame, lower, upper)
+        else:
+            heavy = (mask != 0).float().mean(1) >= self.heavy_share
+            restored = torch.zeros_like(frame)
+            for chosen, path in ((~heavy, self._iterate), (heavy, self._settle)):
+                index = chosen.nonzero().flatten()
+                if index.numel():
+                    restored = restored.index_copy(0, index, path(frame[index], lower[index], upper[index]))
         corrections = torch.zeros(rows * count, w, dtype=u.dtype, device=u.device)
         corrections = corrections.index_copy(0, todo, (restored - frame) * self.synthesis.to(u))
         added = _overlap_add(corrections.reshape(rows, count, w), hop)
@@ -178,30 +209,32 @@ class UnfoldedSPADE(nn.Module):
     def _iterate(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
         """K unfolded A-SPADE iterations on windowed frames ``(n, w)`` within ``lower <= x <= upper``.
 
-        Spectra are kept as real views ``(n, bins, 2)``: the ADMM's sums and products are plain float
-        arithmetic, much cheaper on the CPU than complex arithmetic."""
+        Spectra stay complex: a complex sum or product is one pass over memory, where the same arithmetic on
+        their real views ``(n, bins, 2)`` took two to three times as long on the CPU (this loop is bound by
+        memory traffic, not arithmetic). Powers and levels carry no gradient (see below), so they are computed
+        in place."""
         n = self.redundancy * self.window
         x = frames
-        z = torch.view_as_real(torch.fft.rfft(x, n=n, norm="ortho"))
+        z = torch.fft.rfft(x, n=n, norm="ortho")
         dual = torch.zeros_like(z)
-        bins = z.shape[1]
         sharp = self.log_sharpness.exp()
-        dc = torch.ones(bins, dtype=frames.dtype, device=frames.device)
-        dc[0] = 0.25  # DC ranks at half its magnitude, as hard_thresholding.m ranks it
         alive = torch.arange(frames.shape[0], device=frames.device)
         finished: list[tuple[Tensor, Tensor]] = []
         for i in range(self.iterations):
             v = z + dual
-            power = v.square().sum(-1) * dc
-            k = self.sparsities[i]
-            level = power.detach().topk(k, dim=1, sorted=False).values.amin(1, keepdim=True).clamp(min=TINY)
             # the gain's position is fixed in the backward pass (power detached, as the level): through it the
             # gradient grew geometrically with K (1e23 at K = 64, inf at 128); v * gain keeps it bounded
-            log_ratio = torch.log(power.detach().clamp(min=TINY) / level) - self.offset[i][self.band]
-            gain = torch.sigmoid((sharp[i] * log_ratio).clamp(-SIGMOID_RANGE, SIGMOID_RANGE))
-            sparse = v * gain[..., None]
+            with torch.no_grad():
+                power = _power(v)
+                power[:, 0] *= 0.25  # DC ranks at half its magnitude, as hard_thresholding.m ranks it
+                level = power.topk(self.sparsities[i], dim=1, sorted=False).values.amin(1, keepdim=True)
+                log_ratio = power.clamp_(min=TINY).log_().sub_(level.clamp(min=TINY).log())
+            gain = torch.sigmoid(
+                (sharp[i] * (log_ratio - self.offset[i][self.band])).clamp(-SIGMOID_RANGE, SIGMOID_RANGE)
+            )
+            sparse = v * gain
             if self.eps is not None:  # A-SPADE's rule: a frame within eps of its sparse estimate is done
-                done = ((z - sparse).detach().square().sum((1, 2)) * 2).sqrt() <= self.eps
+                done = (_power((z - sparse).detach()).sum(1) * 2).sqrt() <= self.eps
                 if bool(done.any()):
                     finished.append((alive[done], x[done]))
                     keep = ~done
@@ -211,11 +244,47 @@ class UnfoldedSPADE(nn.Module):
                     if alive.numel() == 0:
                         break
             b = sparse - dual
-            x = torch.fft.irfft(torch.view_as_complex(b), n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
-            z = torch.view_as_real(torch.fft.rfft(x, n=n, norm="ortho"))
+            x = torch.fft.irfft(b, n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
+            z = torch.fft.rfft(x, n=n, norm="ortho")
             dual = z - b
         if not finished:
             return x
         finished.append((alive, x))
         index = torch.cat([f[0] for f in finished])
         return torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))
+
+    @torch.no_grad()
+    def _settle(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+        """A-SPADE's own iterations on heavily clipped frames (``heavy_share``): k = 1, 2, 2, 3, 3, ..., hard
+        thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖``. No parameters, so no gradient."""
+        n = self.redundancy * self.window
+        x = frames
+        z = torch.fft.rfft(x, n=n, norm="ortho")
+        dual = torch.zeros_like(z)
+        alive = torch.arange(frames.shape[0], device=frames.device)
+        result = frames.clone()
+        for i in range(self.heavy_iterations):
+            v = z + dual
+            power = _power(v)
+            power[:, 0] *= 0.25  # DC ranked at half its magnitude, as in the learned iterations
+            k = min(1 + (i + 1) // 2, power.shape[1])
+            level = power.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
+            sparse = torch.where(power >= level, v, 0)
+            done = _power(z - sparse).sum(1) <= self.heavy_rho**2 * _power(z).sum(1)
+            if bool(done.any()):
+                result[alive[done]] = x[done]
+                keep = ~done
+                alive, x, z, dual, sparse, lower, upper = (t[keep] for t in (alive, x, z, dual, sparse, lower, upper))
+                if alive.numel() == 0:
+                    return result
+            b = sparse - dual
+            x = torch.fft.irfft(b, n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
+            z = torch.fft.rfft(x, n=n, norm="ortho")
+            dual = z - b
+        result[alive] = x
+        return result
+
+
+def _power(spectrum: Tensor) -> Tensor:
+    """``|c|²`` of complex coefficients, without the square root of ``abs``."""
+    return spectrum.real.square() + spectrum.imag.square()

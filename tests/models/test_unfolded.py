@@ -111,6 +111,9 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"sharpness": 0.0}, "sharpness"),
         ({"k_step": 8, "k_max": 4}, "k_max must be at least k_step"),
         ({"eps": -0.1}, "eps must be at least 0"),
+        ({"heavy_share": 0.0}, "heavy_share must be in"),
+        ({"heavy_share": 1.5}, "heavy_share must be in"),
+        ({"heavy_share": 0.5, "heavy_iterations": 0}, "heavy_iterations >= 1"),
     ],
 )
 def test_bad_settings_stop_with_one_line(kwargs, message):
@@ -200,3 +203,45 @@ def test_export_and_load_round_trip(tmp_path):
     physics = Clipping(threshold_for_sdr(x, 5.0)[:, None, None])
     with torch.no_grad():
         assert torch.equal(loaded.model(physics(x), physics), module.model(physics(x), physics))
+
+
+def test_heavily_clipped_frames_take_aspade_path(monkeypatch):
+    """With ``heavy_share``, frames with at least that share clipped run A-SPADE's schedule (k = 1, 2, 2, 3, ...):
+    at 1 dB input SDR the result is within 1 dB of the torch A-SPADE run for as many iterations; lightly
+    clipped input never takes that path; the output stays consistent."""
+    x = sparse_signal(16000, 7)
+    kwargs = {"window": 1024, "hop": 256, "redundancy": 2}
+    settled = []
+    settle = UnfoldedSPADE._settle
+    monkeypatch.setattr(
+        UnfoldedSPADE, "_settle", lambda self, f, lo, up: settled.append(f.shape[0]) or settle(self, f, lo, up)
+    )
+    model = Declipper(
+        UnfoldedSPADE(
+            iterations=4, k_step=4, sharpness=50.0, heavy_share=0.5, heavy_iterations=200, heavy_rho=0.0, **kwargs
+        )
+    )
+    theta = threshold_for_sdr(x[None], 20.0)
+    with torch.no_grad():
+        model(Clipping(theta)(x)[None, None], Clipping(theta))
+    assert settled == []  # lightly clipped: the learned iterations only
+    theta = threshold_for_sdr(x[None], 1.0)
+    y = Clipping(theta)(x)
+    with torch.no_grad():
+        ours = model(y[None, None], Clipping(theta))[0, 0]
+    assert sum(settled) > 0
+    reference = aspade(y.double(), theta.double(), s=1, r=2, max_iterations=200, eps=0.0, **kwargs).float()
+    gains = [float(sdr(x[None], out[None])) - 1.0 for out in (ours, reference)]
+    assert gains[1] > 3.0 and gains[0] >= gains[1] - 1.0, gains
+    masks = Clipping(theta).masks(y)
+    assert torch.equal(ours[masks.reliable], y[masks.reliable])
+    assert bool((ours[masks.high] >= y[masks.high]).all()) and bool((ours[masks.low] <= y[masks.low]).all())
+
+
+def test_a_batch_of_heavy_frames_only_still_trains():
+    """Every frame on the heavy path (no parameters): the loss backpropagates to zero gradients, no error."""
+    x = sparse_signal(4096, 1)[None, None].repeat(2, 1, 1)
+    physics = Clipping(threshold_for_sdr(x, 0.5)[:, None, None])
+    backbone = small(heavy_share=0.01, heavy_iterations=5)
+    ReclipLoss(g_min=1.0, g_max=2.0)(None, physics(x), physics, Declipper(backbone)).backward()
+    assert backbone.offset.grad is not None and float(backbone.offset.grad.abs().sum()) == 0.0

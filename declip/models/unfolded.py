@@ -15,6 +15,13 @@ schedule with ``r = 1``, or geometric up to ``k_max``), :math:`\\delta_{i,b}` a 
 A-SPADE. The levels are relative to each frame's own coefficients, so the model is exactly equivariant to
 amplitude.
 
+With ``heavy_share``, frames at least that share clipped skip the learned iterations and run A-SPADE's own
+slow schedule (k = 1, 2, 2, 3, 3, ..., hard thresholds, no parameters) until their spectrum is within
+``heavy_rho`` of its sparse estimate: under heavy clipping A-SPADE's frames stop at k of several hundred after
+hundreds of iterations, a range the K geometric steps cross in a few. Unlike ``aspade.m``, such a frame returns
+its last iterate, not the one with the smallest residual: on dense music, whose frames do not meet the rule,
+the smallest residual is an early iterate (docs/results.md).
+
 Frames without a clipped sample are not computed (they are their input); with ``eps``, a frame stops as
 soon as A-SPADE's criterion holds (its spectrum within ``eps`` of its sparse estimate). Every sample depends
 only on the frames that hold it: the receptive field is one window, so chunked restoration equals
@@ -170,7 +177,8 @@ class UnfoldedSPADE(nn.Module):
         x = self._restore(u.float(), signed.float()).to(inp.dtype)
         correction = torch.where(signed > 0, (x - u).clamp(min=0), torch.where(signed < 0, (x - u).clamp(max=0), 0))
         if torch.is_grad_enabled() and not correction.requires_grad and self.offset.requires_grad:
-            # every frame took the heavy path (no parameters): a zero gradient, not a failed backward pass
+            # no frame took the learned iterations (all on the heavy path, or none clipped): the parameters get a
+            # zero gradient instead of a backward pass that fails for want of a graph
             correction = correction + 0 * (self.offset.sum() + self.log_sharpness.sum())
         return correction.reshape(batch, self.channels, length)
 
@@ -256,7 +264,8 @@ class UnfoldedSPADE(nn.Module):
     @torch.no_grad()
     def _settle(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
         """A-SPADE's own iterations on heavily clipped frames (``heavy_share``): k = 1, 2, 2, 3, 3, ..., hard
-        thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖``. No parameters, so no gradient."""
+        thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖`` and returns its last iterate (see the module
+        docstring). No parameters, so no gradient."""
         n = self.redundancy * self.window
         x = frames
         z = torch.fft.rfft(x, n=n, norm="ortho")

@@ -114,6 +114,7 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"heavy_share": 0.0}, "heavy_share must be in"),
         ({"heavy_share": 1.5}, "heavy_share must be in"),
         ({"heavy_share": 0.5, "heavy_iterations": 0}, "heavy_iterations >= 1"),
+        ({"heavy_share": 0.5, "heavy_rho": -0.1}, "heavy_rho >= 0"),
     ],
 )
 def test_bad_settings_stop_with_one_line(kwargs, message):
@@ -205,31 +206,45 @@ def test_export_and_load_round_trip(tmp_path):
         assert torch.equal(loaded.model(physics(x), physics), module.model(physics(x), physics))
 
 
-def test_heavily_clipped_frames_take_aspade_path(monkeypatch):
-    """With ``heavy_share``, frames with at least that share clipped run A-SPADE's schedule (k = 1, 2, 2, 3, ...):
-    at 1 dB input SDR the result is within 1 dB of the torch A-SPADE run for as many iterations; lightly
-    clipped input never takes that path; the output stays consistent."""
+def test_heavy_path_takes_exactly_the_frames_clipped_at_least_heavy_share(monkeypatch):
+    """The frames handed to the heavy path are those (with a clipped sample) whose clipped share reaches
+    ``heavy_share``, counted independently from the mask; the others take the learned iterations."""
+    x = sparse_signal(16000, 7)
+    theta = threshold_for_sdr(x[None], 5.0)
+    y = Clipping(theta)(x)
+    window, hop = 1024, 256
+    taken = {}
+    for name in ("_settle", "_iterate"):
+        original = getattr(UnfoldedSPADE, name)
+        monkeypatch.setattr(
+            UnfoldedSPADE,
+            name,
+            lambda self, f, lo, up, o=original, n=name: taken.setdefault(n, []).append(f) or o(self, f, lo, up),
+        )
+    share = 0.4
+    model = Declipper(
+        UnfoldedSPADE(window=window, hop=hop, iterations=3, k_step=4, heavy_share=share, heavy_iterations=5)
+    )
+    with torch.no_grad():
+        model(y[None, None], Clipping(theta))
+    clipped = torch.nn.functional.pad((y.abs() >= theta).float(), (window, window + (-len(y) % hop)))
+    shares = clipped.unfold(0, window, hop).mean(1)
+    heavy, light = int((shares >= share).sum()), int(((shares > 0) & (shares < share)).sum())
+    assert heavy > 0 and light > 0  # the level mixes both kinds of frame
+    assert sum(f.shape[0] for f in taken["_settle"]) == heavy
+    assert sum(f.shape[0] for f in taken["_iterate"]) == light
+
+
+def test_heavy_path_is_aspade_schedule():
+    """Every clipped frame on the heavy path (``heavy_share`` tiny): at 1 dB input SDR the result is within 1 dB of
+    the torch A-SPADE run (k = 1, 2, 2, 3, ...) for as many iterations, or above; the output stays consistent."""
     x = sparse_signal(16000, 7)
     kwargs = {"window": 1024, "hop": 256, "redundancy": 2}
-    settled = []
-    settle = UnfoldedSPADE._settle
-    monkeypatch.setattr(
-        UnfoldedSPADE, "_settle", lambda self, f, lo, up: settled.append(f.shape[0]) or settle(self, f, lo, up)
-    )
-    model = Declipper(
-        UnfoldedSPADE(
-            iterations=4, k_step=4, sharpness=50.0, heavy_share=0.5, heavy_iterations=200, heavy_rho=0.0, **kwargs
-        )
-    )
-    theta = threshold_for_sdr(x[None], 20.0)
-    with torch.no_grad():
-        model(Clipping(theta)(x)[None, None], Clipping(theta))
-    assert settled == []  # lightly clipped: the learned iterations only
     theta = threshold_for_sdr(x[None], 1.0)
     y = Clipping(theta)(x)
+    backbone = UnfoldedSPADE(iterations=4, k_step=4, heavy_share=1e-6, heavy_iterations=200, heavy_rho=0.0, **kwargs)
     with torch.no_grad():
-        ours = model(y[None, None], Clipping(theta))[0, 0]
-    assert sum(settled) > 0
+        ours = Declipper(backbone)(y[None, None], Clipping(theta))[0, 0]
     reference = aspade(y.double(), theta.double(), s=1, r=2, max_iterations=200, eps=0.0, **kwargs).float()
     gains = [float(sdr(x[None], out[None])) - 1.0 for out in (ours, reference)]
     assert gains[1] > 3.0 and gains[0] >= gains[1] - 1.0, gains

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from declip.physics import Clipping
+from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
 
 
 def aspade(
@@ -110,12 +111,6 @@ def _per_row(value: Tensor | float, shape: torch.Size, device: torch.device) -> 
     return t.broadcast_to(*shape[:-1], 1).reshape(-1)
 
 
-def _hann(window: int, device: torch.device) -> Tensor:
-    """LTFAT's peak-normalised ``firwin('hann', w)`` in time order: peak 1 at sample ``floor(w/2)``."""
-    offsets = torch.arange(window, dtype=torch.float64, device=device) - window // 2
-    return 0.5 + 0.5 * torch.cos(2 * math.pi * offsets / window)
-
-
 def _segmented(y, high_mask, low_mask, high, low, window, hop, redundancy, s, r, eps, max_iterations, batch_frames):
     """Frame ``y`` ``(rows, Ls)`` as ``spade_segmentation.m`` does, run A-SPADE on the frames holding a
     clipped sample, overlap-add with the dual window; returns ``(rows, Ls)`` float64.
@@ -127,10 +122,9 @@ def _segmented(y, high_mask, low_mask, high, low, window, hop, redundancy, s, r,
     padded = math.ceil(length / hop) * hop + (math.ceil(window / hop) - 1) * hop
     count = padded // hop
     device = y.device
-    g = _hann(window, device)
+    g = hann(window, device)
+    dual = dual_window(g, hop)
     positions = torch.arange(window, device=device)
-    periodised = torch.zeros(hop, dtype=torch.float64, device=device).index_add_(0, positions % hop, g * g)
-    dual = g / periodised[positions % hop]  # g / Σ_n g²(· - n a)
     signal = torch.zeros(rows, padded, dtype=torch.float64, device=device)
     signal[:, :length] = y
     masks = torch.zeros(2, rows, padded, dtype=torch.bool, device=device)
@@ -157,55 +151,23 @@ def _segmented(y, high_mask, low_mask, high, low, window, hop, redundancy, s, r,
 
 def _aspade_frames(frames, lower, upper, redundancy, s, r, eps, max_iterations) -> Tensor:
     """``aspade.m`` on a batch of windowed frames ``(batch, w)`` with bounds ``lower <= x <= upper``;
-    returns the best iterate of each frame, ``(batch, w)``. Frames stop on their own.
+    returns the best iterate of each frame, ``(batch, w)``. Frames stop on their own (:func:`declip.spade.admm`)."""
+    nyquist = redundancy * frames.shape[1] % 2 == 0  # the last half-spectrum bin has no conjugate twin
 
-    Spectra are half spectra (``rfft``, unitary); ``u - z̄ = -b`` saves a pass in the dual update."""
-    batch, window = frames.shape
-    n = redundancy * window
-    nyquist = n % 2 == 0  # the last half-spectrum bin has no conjugate twin
-    result = frames.clone()
-    alive = torch.arange(batch, device=frames.device)
-    x = frames.clone()
-    z = torch.fft.rfft(x, n=n, norm="ortho")
-    u = torch.zeros_like(z)
-    best, best_objective = x, torch.full((batch,), math.inf, dtype=frames.dtype, device=frames.device)
-    k, counter = s, 1
-    while counter <= max_iterations:
-        z_bar = _hard_threshold(z + u, k)
-        objective = _full_norm(z - z_bar, nyquist)
-        better = objective <= best_objective
-        best = torch.where(better[:, None], x, best)
-        best_objective = torch.where(better, objective, best_objective)
-        done = objective <= eps
-        if bool(done.any()):
-            result[alive[done]] = best[done]
-            keep = ~done
-            alive, z, u, z_bar, best, best_objective, lower, upper = (
-                t[keep] for t in (alive, z, u, z_bar, best, best_objective, lower, upper)
-            )
-            if alive.numel() == 0:
-                return result
-        b = z_bar - u
-        x = torch.clamp(torch.fft.irfft(b, n=n, norm="ortho")[:, :window], lower, upper)
-        z = torch.fft.rfft(x, n=n, norm="ortho")
-        u = z - b  # u + z - z̄
-        counter += 1
-        if counter % r == 0:
-            k += s
-    result[alive] = best
-    return result
+    def sparsify(v: Tensor, i: int) -> Tensor:
+        return _hard_threshold(v, schedule(s, r, i))
 
+    def distance(z: Tensor, z_bar: Tensor) -> Tensor:
+        return _full_norm(z - z_bar, nyquist)
 
-def _power(c: Tensor) -> Tensor:
-    """``|c|²`` of a complex tensor (cheaper than ``abs`` on CPU)."""
-    return (c.real * c.real).addcmul_(c.imag, c.imag)
+    return admm(frames, lower, upper, redundancy, sparsify, max_iterations, distance, eps, keep_best=True)
 
 
 def _full_norm(half: Tensor, nyquist: bool) -> Tensor:
     """``‖c‖₂`` of conjugate-symmetric spectra given by their halves ``(batch, n//2 + 1)``: every bin but DC
     (and Nyquist for even ``n``) stands for two."""
     flat = torch.view_as_real(half).flatten(1)
-    edges = _power(half[:, [0, -1]] if nyquist else half[:, :1]).sum(1)
+    edges = power(half[:, [0, -1]] if nyquist else half[:, :1]).sum(1)
     return (2 * torch.linalg.vecdot(flat, flat, dim=1) - edges).sqrt()
 
 
@@ -214,8 +176,7 @@ def _hard_threshold(coefficients: Tensor, k: int) -> Tensor:
     its magnitude), zero the rest; k at least the half length keeps everything. Ranks by ``|c|²``."""
     if k >= coefficients.shape[1]:
         return coefficients
-    power = _power(coefficients)
-    power[:, 0] *= 0.25
-    kept = torch.topk(power, k, dim=1, sorted=False).indices
-    mask = torch.zeros(power.shape, dtype=torch.bool, device=power.device).scatter_(1, kept, True)
+    ranked = ranking_power(coefficients)
+    kept = torch.topk(ranked, k, dim=1, sorted=False).indices
+    mask = torch.zeros(ranked.shape, dtype=torch.bool, device=ranked.device).scatter_(1, kept, True)
     return torch.where(mask, coefficients, 0)

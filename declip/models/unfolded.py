@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from declip.config import capture_init
 from declip.errors import ConfigError
+from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
 
 TINY = 1e-30  # floor of powers before their logarithm (float32 keeps it)
 SIGMOID_RANGE = 30.0  # gains stay >= 1e-13: no subnormal floats, which are slow on CPUs
@@ -51,12 +52,6 @@ def _overlap_add(frames: Tensor, hop: int) -> Tensor:
     blocks = frames.reshape(rows, count, parts, hop)
     out = sum(F.pad(blocks[:, :, c], (0, 0, c, parts - 1 - c)) for c in range(parts))
     return out.reshape(rows, -1)
-
-
-def _hann(window: int, device: torch.device | None = None) -> Tensor:
-    """Periodic Hann window with its peak (1) at sample ``window // 2``, as LTFAT's ``firwin('hann')``."""
-    offsets = torch.arange(window, dtype=torch.float64, device=device) - window // 2
-    return 0.5 + 0.5 * torch.cos(2 * math.pi * offsets / window)
 
 
 class UnfoldedSPADE(nn.Module):
@@ -146,11 +141,9 @@ class UnfoldedSPADE(nn.Module):
         self.register_buffer("band", band, persistent=False)
         self.offset = nn.Parameter(torch.zeros(iterations, bands))
         self.log_sharpness = nn.Parameter(torch.full((iterations,), math.log(sharpness)))
-        g = _hann(window)
-        positions = torch.arange(window)
-        periodised = torch.zeros(hop, dtype=torch.float64).index_add_(0, positions % hop, g * g)
+        g = hann(window)
         self.register_buffer("analysis", g.float(), persistent=False)
-        self.register_buffer("synthesis", (g / periodised[positions % hop]).float(), persistent=False)
+        self.register_buffer("synthesis", dual_window(g, hop).float(), persistent=False)
 
     @staticmethod
     def _schedule(k_step: int, k_max: int | None, iterations: int) -> list[int]:
@@ -215,85 +208,42 @@ class UnfoldedSPADE(nn.Module):
         return u + added[:, w : w + length]
 
     def _iterate(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
-        """K unfolded A-SPADE iterations on windowed frames ``(n, w)`` within ``lower <= x <= upper``.
-
-        Spectra stay complex: a complex sum or product is one pass over memory, where the same arithmetic on
-        their real views ``(n, bins, 2)`` took two to three times as long on the CPU (this loop is bound by
-        memory traffic, not arithmetic). Powers and levels carry no gradient (see below), so they are computed
-        in place."""
-        n = self.redundancy * self.window
-        x = frames
-        z = torch.fft.rfft(x, n=n, norm="ortho")
-        dual = torch.zeros_like(z)
+        """K unfolded A-SPADE iterations on windowed frames ``(n, w)`` within ``lower <= x <= upper``: the ADMM of
+        :func:`declip.spade.admm` with the learned smooth threshold as its sparsifying step."""
         sharp = self.log_sharpness.exp()
-        alive = torch.arange(frames.shape[0], device=frames.device)
-        finished: list[tuple[Tensor, Tensor]] = []
-        for i in range(self.iterations):
-            v = z + dual
+
+        def sparsify(v: Tensor, i: int) -> Tensor:
             # the gain's position is fixed in the backward pass (power detached, as the level): through it the
             # gradient grew geometrically with K (1e23 at K = 64, inf at 128); v * gain keeps it bounded
             with torch.no_grad():
-                power = _power(v)
-                power[:, 0] *= 0.25  # DC ranks at half its magnitude, as hard_thresholding.m ranks it
-                level = power.topk(self.sparsities[i], dim=1, sorted=False).values.amin(1, keepdim=True)
-                log_ratio = power.clamp_(min=TINY).log_().sub_(level.clamp(min=TINY).log())
+                p = ranking_power(v)
+                level = p.topk(self.sparsities[i], dim=1, sorted=False).values.amin(1, keepdim=True)
+                log_ratio = p.clamp_(min=TINY).log_().sub_(level.clamp(min=TINY).log())
             gain = torch.sigmoid(
                 (sharp[i] * (log_ratio - self.offset[i][self.band])).clamp(-SIGMOID_RANGE, SIGMOID_RANGE)
             )
-            sparse = v * gain
-            if self.eps is not None:  # A-SPADE's rule: a frame within eps of its sparse estimate is done
-                done = (_power((z - sparse).detach()).sum(1) * 2).sqrt() <= self.eps
-                if bool(done.any()):
-                    finished.append((alive[done], x[done]))
-                    keep = ~done
-                    alive, x, z, dual, sparse, lower, upper = (
-                        t[keep] for t in (alive, x, z, dual, sparse, lower, upper)
-                    )
-                    if alive.numel() == 0:
-                        break
-            b = sparse - dual
-            x = torch.fft.irfft(b, n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
-            z = torch.fft.rfft(x, n=n, norm="ortho")
-            dual = z - b
-        if not finished:
-            return x
-        finished.append((alive, x))
-        index = torch.cat([f[0] for f in finished])
-        return torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))
+            return v * gain
+
+        if self.eps is None:
+            return admm(frames, lower, upper, self.redundancy, sparsify, self.iterations)
+
+        def distance(z: Tensor, z_bar: Tensor) -> Tensor:  # A-SPADE's rule: within eps over the full spectrum
+            return (power(z - z_bar).sum(1) * 2).sqrt()
+
+        return admm(frames, lower, upper, self.redundancy, sparsify, self.iterations, distance, self.eps)
 
     @torch.no_grad()
     def _settle(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
         """A-SPADE's own iterations on heavily clipped frames (``heavy_share``): k = 1, 2, 2, 3, 3, ..., hard
         thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖`` and returns its last iterate (see the module
         docstring). No parameters, so no gradient."""
-        n = self.redundancy * self.window
-        x = frames
-        z = torch.fft.rfft(x, n=n, norm="ortho")
-        dual = torch.zeros_like(z)
-        alive = torch.arange(frames.shape[0], device=frames.device)
-        result = frames.clone()
-        for i in range(self.heavy_iterations):
-            v = z + dual
-            power = _power(v)
-            power[:, 0] *= 0.25  # DC ranked at half its magnitude, as in the learned iterations
-            k = min(1 + (i + 1) // 2, power.shape[1])
-            level = power.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
-            sparse = torch.where(power >= level, v, 0)
-            done = _power(z - sparse).sum(1) <= self.heavy_rho**2 * _power(z).sum(1)
-            if bool(done.any()):
-                result[alive[done]] = x[done]
-                keep = ~done
-                alive, x, z, dual, sparse, lower, upper = (t[keep] for t in (alive, x, z, dual, sparse, lower, upper))
-                if alive.numel() == 0:
-                    return result
-            b = sparse - dual
-            x = torch.fft.irfft(b, n=n, norm="ortho")[:, : self.window].clamp(lower, upper)
-            z = torch.fft.rfft(x, n=n, norm="ortho")
-            dual = z - b
-        result[alive] = x
-        return result
 
+        def sparsify(v: Tensor, i: int) -> Tensor:
+            p = ranking_power(v)
+            level = p.topk(min(schedule(1, 2, i), p.shape[1]), dim=1, sorted=False).values.amin(1, keepdim=True)
+            return torch.where(p >= level, v, 0)
 
-def _power(spectrum: Tensor) -> Tensor:
-    """``|c|²`` of complex coefficients, without the square root of ``abs``."""
-    return spectrum.real.square() + spectrum.imag.square()
+        def excess(z: Tensor, z_bar: Tensor) -> Tensor:  # ‖z - z̄‖² - ρ²‖z‖²: done at or below 0 (IEEE keeps the sign)
+            return power(z - z_bar).sum(1) - self.heavy_rho**2 * power(z).sum(1)
+
+        return admm(frames, lower, upper, self.redundancy, sparsify, self.heavy_iterations, excess, 0.0)

@@ -6,9 +6,9 @@ Per frame, with :math:`A` the unitary DFT of the frame zero-padded to ``redundan
 :math:`\\bar z = S_i(z + u),\\quad x = P_\\Gamma(A^*(\\bar z - u)),\\quad u \\leftarrow u + A x - \\bar z`
 
 with :math:`S_i` the iteration's sparsifying step: hard thresholding to the ``k`` largest coefficients in
-A-SPADE (:mod:`declip.baselines.aspade`) and the unfolded model's heavy path, a learned smooth gain in the
-unfolded model's iterations (:mod:`declip.models.unfolded`). The callers differ only in that step, in their
-stopping rule and in which iterate a frame returns; :func:`admm` takes those three.
+A-SPADE (:mod:`declip.baselines.aspade`) and in the unfolded model's heavy path (which keeps ties at the k-th),
+a learned smooth gain in the unfolded model's iterations (:mod:`declip.models.unfolded`). The callers differ
+only in that step, in their stopping rule and in which iterate a frame returns; :func:`admm` takes those three.
 
 Spectra are half spectra (``rfft``, unitary) and stay complex: a complex sum or product is one pass over
 memory, where the same arithmetic on real views took two to three times as long on the CPU.
@@ -26,8 +26,9 @@ Sparsify = Callable[[Tensor, int], Tensor]
 """``(z + u, i) -> z̄``: the sparse estimate of the half spectra ``(frames, bins)`` at iteration ``i`` (from 0)."""
 
 Objective = Callable[[Tensor, Tensor], Tensor]
-"""``(z, z̄) -> (frames,)``: how far each frame is from its sparse estimate; a frame stops once it is at most
-the tolerance. Computed without gradient."""
+"""``(z, z̄) -> (frames,)``, real: each frame's stopping score, mostly how far it is from its sparse estimate (or a
+signed excess over a tolerance of its own); a frame stops once it is at most ``tolerance``. Computed without
+gradient."""
 
 
 def admm(
@@ -44,11 +45,15 @@ def admm(
     """Run A-SPADE's ADMM on windowed frames ``(n, w)`` within ``lower <= x <= upper``; the restored frames.
 
     A frame whose ``objective`` is at most ``tolerance`` leaves the batch (the others run on), at most
-    ``iterations`` iterations in all; no ``objective``: every frame runs them all. A frame returns its last
-    iterate, or with ``keep_best`` (``aspade.m``) the iterate with the smallest objective it was scored at.
-    Differentiable through ``sparsify`` and the projection (the unfolded model trains through it)."""
+    ``iterations`` iterations in all; no ``objective``: every frame runs them all (``tolerance`` unused). A frame
+    returns its last iterate, or with ``keep_best`` (``aspade.m``) the iterate with the smallest objective it was
+    scored at (a tie keeps the later one; the iterate after the last update is never scored, so never kept).
+    Differentiable through ``sparsify`` and the projection (the unfolded model trains through it). An empty batch
+    or no iteration gives the frames back."""
     if keep_best and objective is None:
         raise ValueError("admm: keep_best needs an objective to rank the iterates by")
+    if frames.shape[0] == 0 or iterations < 1:
+        return frames.clone()
     window = frames.shape[1]
     n = redundancy * window
     x = frames
@@ -56,16 +61,17 @@ def admm(
     u = torch.zeros_like(z)
     alive = torch.arange(frames.shape[0], device=frames.device)
     finished: list[tuple[Tensor, Tensor]] = []
-    best, best_score = x, None
+    best = x
+    best_score = torch.full((frames.shape[0],), math.inf, dtype=frames.dtype, device=frames.device)  # as aspade.m
     for i in range(iterations):
         z_bar = sparsify(z + u, i)
         if objective is not None:
             with torch.no_grad():
                 score = objective(z, z_bar)
             if keep_best:
-                better = score <= best_score if best_score is not None else torch.ones_like(score, dtype=torch.bool)
+                better = score <= best_score
                 best = torch.where(better[:, None], x, best)
-                best_score = score if best_score is None else torch.where(better, score, best_score)
+                best_score = torch.where(better, score, best_score)
             done = score <= tolerance
             if bool(done.any()):
                 finished.append((alive[done], best[done] if keep_best else x[done]))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from declip.spade import admm, dual_window, hann, ranking_power, schedule
+from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
 
 
 def aspade_m_sparsities(s: int, r: int, iterations: int) -> list[int]:
@@ -48,22 +48,76 @@ def clipped_frames(count: int, window: int = 64, seed: int = 0):
     return y, lower, upper
 
 
-def test_frames_that_stop_early_return_in_place_and_the_others_run_on():
-    y, lower, upper = clipped_frames(3)
-    steps = {}
+def counting_score(stops: dict[int, int]):
+    """A score that stops frame f (an index into the original batch) at iteration ``stops[f]``; never the others."""
+    state = {"iteration": 0, "alive": None}
 
-    def score(z, z_bar):  # frame 1 stops at once (its input returned); the others never
-        steps[len(steps)] = z.shape[0]
+    def score(z, z_bar):
+        i = state["iteration"]
+        state["iteration"] += 1
+        if state["alive"] is None:
+            state["alive"] = list(range(z.shape[0]))
         out = torch.ones(z.shape[0], dtype=torch.float64)
-        if len(steps) == 1:
-            out[1] = 0
+        for row, frame in enumerate(state["alive"]):
+            if stops.get(frame) == i:
+                out[row] = 0
+        state["alive"] = [f for row, f in enumerate(state["alive"]) if out[row] > 0.5]
         return out
 
-    out = admm(y, lower, upper, 2, hard(4), 10, score, 0.5)
-    assert torch.equal(out[1], y[1])
-    alone = admm(y[[0, 2]], lower[[0, 2]], upper[[0, 2]], 2, hard(4), 10)
-    assert torch.equal(out[[0, 2]], alone)
-    assert steps[0] == 3 and steps[1] == 2 and len(steps) == 10
+    return score
+
+
+def test_frames_that_stop_return_their_iterate_in_place_and_the_others_run_on():
+    y, lower, upper = clipped_frames(4)
+    out = admm(y, lower, upper, 2, hard(4), 10, counting_score({1: 3, 2: 0}), 0.5)
+    # frame 1 is scored a fourth time after three updates: its third iterate; frame 2 its input
+    assert torch.equal(out[1], admm(y[1:2], lower[1:2], upper[1:2], 2, hard(4), 3)[0])
+    assert torch.equal(out[2], y[2])
+    alone = admm(y[[0, 3]], lower[[0, 3]], upper[[0, 3]], 2, hard(4), 10)
+    assert torch.equal(out[[0, 3]], alone)
+
+
+def literal_aspade_m(frames, lower, upper, redundancy, k_of, max_iterations, distance, eps):
+    """``aspade.m`` one frame at a time, as written there: the best iterate by objective, stop at eps; also the
+    iteration each frame stopped at (``max_iterations``: never)."""
+    results, stopped = [], []
+    n = redundancy * frames.shape[1]
+    for f in range(frames.shape[0]):
+        x = frames[f : f + 1]
+        z = torch.fft.rfft(x, n=n, norm="ortho")
+        u = torch.zeros_like(z)
+        best, best_objective, stop = x, math.inf, max_iterations
+        for i in range(max_iterations):
+            z_bar = k_of(z + u, i)
+            objective = float(distance(z, z_bar))
+            if objective <= best_objective:
+                best, best_objective = x, objective
+            if objective <= eps:
+                stop = i
+                break
+            b = z_bar - u
+            x = torch.fft.irfft(b, n=n, norm="ortho")[:, : frames.shape[1]].clamp(lower[f : f + 1], upper[f : f + 1])
+            z = torch.fft.rfft(x, n=n, norm="ortho")
+            u = z - b
+        results.append(best)
+        stopped.append(stop)
+    return torch.cat(results), stopped
+
+
+def test_keep_best_frame_by_frame_equals_aspade_m_one_frame_at_a_time():
+    y, lower, upper = clipped_frames(6, seed=3)
+
+    def sparsify(v, i):
+        return hard(schedule(1, 2, i))(v, i)
+
+    def distance(z, z_bar):
+        return power(z - z_bar).sum(1).sqrt()
+
+    eps = 1.0
+    batched = admm(y, lower, upper, 2, sparsify, 32, distance, eps, keep_best=True)
+    one_by_one, stopped = literal_aspade_m(y, lower, upper, 2, sparsify, 32, distance, eps)
+    assert torch.equal(batched, one_by_one)
+    assert len(set(stopped)) > 2 and 32 in stopped, stopped  # frames left at different iterations, one never
 
 
 def test_keep_best_returns_the_iterate_with_the_smallest_score():
@@ -78,27 +132,41 @@ def test_keep_best_returns_the_iterate_with_the_smallest_score():
     assert not torch.equal(best, admm(y, lower, upper, 2, hard(4), 4))
 
 
+def test_a_nan_score_is_never_the_best():
+    y, lower, upper = clipped_frames(1)
+    scores = iter([math.nan, 2.0, 3.0])
+
+    def score(z, z_bar):
+        return torch.full((z.shape[0],), next(scores), dtype=torch.float64)
+
+    best = admm(y, lower, upper, 2, hard(4), 3, score, -1.0, keep_best=True)
+    assert torch.equal(best, admm(y, lower, upper, 2, hard(4), 1))
+
+
 def test_keep_best_needs_an_objective():
     y, lower, upper = clipped_frames(1)
     with pytest.raises(ValueError, match="keep_best"):
         admm(y, lower, upper, 2, hard(4), 3, keep_best=True)
 
 
-def test_output_is_consistent_and_differentiable():
+@pytest.mark.parametrize("stops", [{}, {0: 2}])
+def test_output_is_consistent_and_differentiable_also_where_a_frame_stopped(stops):
     y, lower, upper = clipped_frames(2)
     scale = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
-    out = admm(y, lower, upper, 2, lambda v, i: hard(8)(v, i) * scale, 5)
+    out = admm(y, lower, upper, 2, lambda v, i: hard(8)(v, i) * scale, 5, counting_score(stops), 0.5)
     assert bool((out >= lower).all()) and bool((out <= upper).all())
     reliable = torch.isfinite(lower) & torch.isfinite(upper)
     assert torch.equal(out[reliable], y[reliable])
-    out.square().sum().backward()
-    assert scale.grad is not None and float(scale.grad.abs()) > 0
+    for frame in (0, 1):  # the frame that stopped early too
+        (grad,) = torch.autograd.grad(out[frame].square().sum(), scale, retain_graph=True)
+        assert torch.isfinite(grad) and float(grad.abs()) > 0
 
 
 @pytest.mark.parametrize("window, hop", [(64, 16), (64, 24), (48, 12)])
 def test_dual_window_overlap_add_is_the_identity(window, hop):
     g = hann(window)
-    assert float(g[window // 2]) == 1.0
+    assert float(g[window // 2]) == 1.0 and float(g[0]) == 0.0  # periodic: zero once, at the start
+    assert torch.allclose(g[1:], g[1:].flip(0))
     dual = dual_window(g, hop)
     x = torch.randn(40 * hop, dtype=torch.float64)  # a whole number of hops: the frame grid wraps evenly
     out = torch.zeros_like(x)

@@ -243,7 +243,9 @@ class UnfoldedSPADE(nn.Module):
             level = p.topk(min(schedule(1, 2, i), p.shape[1]), dim=1, sorted=False).values.amin(1, keepdim=True)
             return torch.where(p >= level, v, 0)
 
-        def excess(z: Tensor, z_bar: Tensor) -> Tensor:  # ‖z - z̄‖² - ρ²‖z‖²: done at or below 0 (IEEE keeps the sign)
+        # ‖z - z̄‖² - ρ²‖z‖², done at or below 0: the same test as ‖z - z̄‖² <= ρ²‖z‖² while the powers are finite
+        # and subnormal floats are kept (torch's default), since a difference of floats is 0 only when they are equal
+        def excess(z: Tensor, z_bar: Tensor) -> Tensor:
             return power(z - z_bar).sum(1) - self.heavy_rho**2 * power(z).sum(1)
 
         return admm(frames, lower, upper, self.redundancy, sparsify, self.heavy_iterations, excess, 0.0)

@@ -93,11 +93,12 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         physics = measurement.physics
         counts = {"high": torch.zeros(channels, dtype=torch.long), "low": torch.zeros(channels, dtype=torch.long)}
         frames = 0
-        for block in blocks():
+        for left, block, right in _with_context(blocks(), physics.context):
             if measurement.clipped is not False:  # else nothing is restored: the restoration copies the input
-                masks = physics.masks(block)
-                counts["high"] += masks.high.sum(-1)
-                counts["low"] += masks.low.sum(-1)
+                masks = physics.masks(torch.cat([left, block, right], -1))
+                inside = slice(left.shape[-1], left.shape[-1] + block.shape[-1])
+                counts["high"] += masks.high[:, inside].sum(-1)
+                counts["low"] += masks.low[:, inside].sum(-1)
             frames += block.shape[-1]
     except (sf.LibsndfileError, RuntimeError) as error:
         raise ConfigError(f"unreadable audio ({error})") from error
@@ -115,3 +116,23 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         clipped_low=(counts["low"] > 0).tolist(),
         level=level,
     )
+
+
+def _with_context(blocks, context: int):
+    """Each block ``(channels, frames)`` with up to ``context`` samples of its neighbours on each side (none past
+    the ends): a mask that looks ``context`` samples around each sample (the learned coded masks) then counts the
+    samples of a block as one pass over the whole file would, for blocks of at least ``context`` samples."""
+    previous, current = None, None
+    for block in blocks:
+        if current is not None:
+            yield _tail(previous, current, context), current, block[:, :context]
+        previous, current = current, block
+    if current is not None:
+        yield _tail(previous, current, context), current, current[:, :0]
+
+
+def _tail(previous, current, context: int):
+    """The last ``context`` samples of ``previous`` (none before the first block)."""
+    if previous is None or context == 0:
+        return current[:, :0]
+    return previous[:, -context:]

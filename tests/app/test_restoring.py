@@ -4,13 +4,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import declip.app.clipping as clipping
 from declip.app.clipping import summarise_clipping
 from declip.app.restoring import Restorer, parse_level
 from declip.cli import main
+from declip.data.codecs import code
 from declip.errors import ConfigError
 from declip.inference.restore import restore_file
 from tests.app.conftest import clipped_recording
 from tests.conftest import music
+from tests.detection.signals import KBPS, RATE, clipped_at, rich_music
 
 
 def _write(path, x, rate=16000):
@@ -112,3 +115,16 @@ def test_restorer_names_a_bad_model(tmp_path):
         restorer.model("no-such-model")
     with pytest.raises(ConfigError, match="no model chosen"):
         restorer.model("  ")
+
+
+def test_summary_of_a_coded_file_counts_block_edges_as_one_pass(tmp_path, monkeypatch):
+    """The coded masks look at each sample's neighbours: blocks read with their neighbours' samples around them
+    count exactly what one pass over the whole file counts."""
+    clipped, _ = clipped_at(rich_music(3.0, 1, 5), 5)
+    path = tmp_path / "coded.mp3"
+    sf.write(path, code(clipped, RATE, "mp3", KBPS["mp3"]), RATE, format="MP3")
+    whole = summarise_clipping(path)
+    assert whole.kind == ["hard-coded"] and whole.share[0] > 0.05
+    monkeypatch.setattr(clipping, "BLOCK_FRAMES", 4099)  # block edges inside clipped runs, far above the context
+    blocked = summarise_clipping(path)
+    assert blocked.share == whole.share and blocked.high == whole.high and blocked.low == whole.low

@@ -106,6 +106,21 @@ def ranking_power(spectrum: Tensor) -> Tensor:
     return p
 
 
+def hard_threshold(coefficients: Tensor, k: int, keep_ties: bool = False) -> Tensor:
+    """``hard_thresholding.m`` on half spectra ``(frames, bins)``: keep the k largest by :func:`ranking_power`, zero
+    the rest; k at least the half length keeps everything. Exactly k (the sort's order breaks ties), or with
+    ``keep_ties`` every coefficient at or above the k-th largest power (a threshold; the heavy path's rule)."""
+    if k >= coefficients.shape[1]:
+        return coefficients
+    ranked = ranking_power(coefficients)
+    if keep_ties:
+        level = ranked.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
+        return torch.where(ranked >= level, coefficients, 0)
+    kept = torch.topk(ranked, k, dim=1, sorted=False).indices
+    mask = torch.zeros(ranked.shape, dtype=torch.bool, device=ranked.device).scatter_(1, kept, True)
+    return torch.where(mask, coefficients, 0)
+
+
 def schedule(s: int, r: int, iteration: int) -> int:
     """A-SPADE's sparsity at ``iteration`` (from 0): k starts at ``s`` and grows by ``s`` each time its counter,
     starting at 1 and counting iterations, reaches a multiple of ``r`` (``aspade.m``)."""

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
+from declip.spade import admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
 
 
 def aspade_m_sparsities(s: int, r: int, iterations: int) -> list[int]:
@@ -22,6 +22,23 @@ def aspade_m_sparsities(s: int, r: int, iterations: int) -> list[int]:
 @pytest.mark.parametrize("s, r", [(1, 1), (1, 2), (2, 3), (3, 2)])
 def test_schedule_counts_as_aspade_m(s, r):
     assert [schedule(s, r, i) for i in range(20)] == aspade_m_sparsities(s, r, 20)
+
+
+def test_hard_threshold_keeps_k_bins_and_ranks_dc_at_half_its_magnitude():
+    c = torch.tensor([[3.0, 2.0, -1.0, 0.5]], dtype=torch.complex128)
+    for keep_ties in (False, True):
+        kept = [hard_threshold(c, k, keep_ties) for k in (1, 2, 4, 9)]
+        assert torch.equal(kept[0], torch.tensor([[0, 2.0, 0, 0]], dtype=torch.complex128))  # |3|/2 < 2
+        assert torch.equal(kept[1], torch.tensor([[3.0, 2.0, 0, 0]], dtype=torch.complex128))
+        assert torch.equal(kept[2], c) and torch.equal(kept[3], c)
+
+
+def test_hard_threshold_keeps_exactly_k_or_every_tie_of_the_kth():
+    c = torch.tensor([[0.0, 2.0, -2.0, 1j * 2, 0.5], [0.0, 1.0, 3.0, 2.0, 2.0]], dtype=torch.complex64)
+    exact, ties = hard_threshold(c, 2), hard_threshold(c, 2, keep_ties=True)
+    assert (exact != 0).sum(1).tolist() == [2, 2] and exact[1, 2] == 3.0  # the largest always kept
+    assert torch.equal(ties, torch.tensor([[0, 2.0, -2.0, 2j, 0], [0, 0, 3.0, 2.0, 2.0]], dtype=torch.complex64))
+    assert torch.equal(exact[ties == 0], torch.zeros(int((ties == 0).sum()), dtype=torch.complex64))
 
 
 def test_ranking_power_quarters_dc_only():

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from declip.physics import Clipping
-from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
+from declip.spade import admm, dual_window, hann, hard_threshold, power, schedule
 
 
 def aspade(
@@ -155,7 +155,7 @@ def _aspade_frames(frames, lower, upper, redundancy, s, r, eps, max_iterations) 
     nyquist = redundancy * frames.shape[1] % 2 == 0  # the last half-spectrum bin has no conjugate twin
 
     def sparsify(v: Tensor, i: int) -> Tensor:
-        return _hard_threshold(v, schedule(s, r, i))
+        return hard_threshold(v, schedule(s, r, i))
 
     def distance(z: Tensor, z_bar: Tensor) -> Tensor:
         return _full_norm(z - z_bar, nyquist)
@@ -169,14 +169,3 @@ def _full_norm(half: Tensor, nyquist: bool) -> Tensor:
     flat = torch.view_as_real(half).flatten(1)
     edges = power(half[:, [0, -1]] if nyquist else half[:, :1]).sum(1)
     return (2 * torch.linalg.vecdot(flat, flat, dim=1) - edges).sqrt()
-
-
-def _hard_threshold(coefficients: Tensor, k: int) -> Tensor:
-    """``hard_thresholding.m`` on half spectra ``(batch, n//2 + 1)``: keep the k largest (DC ranked at half
-    its magnitude), zero the rest; k at least the half length keeps everything. Ranks by ``|c|²``."""
-    if k >= coefficients.shape[1]:
-        return coefficients
-    ranked = ranking_power(coefficients)
-    kept = torch.topk(ranked, k, dim=1, sorted=False).indices
-    mask = torch.zeros(ranked.shape, dtype=torch.bool, device=ranked.device).scatter_(1, kept, True)
-    return torch.where(mask, coefficients, 0)

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from declip.config import capture_init
 from declip.errors import ConfigError
-from declip.spade import admm, dual_window, hann, power, ranking_power, schedule
+from declip.spade import admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
 
 TINY = 1e-30  # floor of powers before their logarithm (float32 keeps it)
 SIGMOID_RANGE = 30.0  # gains stay >= 1e-13: no subnormal floats, which are slow on CPUs
@@ -239,9 +239,7 @@ class UnfoldedSPADE(nn.Module):
         docstring). No parameters, so no gradient."""
 
         def sparsify(v: Tensor, i: int) -> Tensor:
-            p = ranking_power(v)
-            level = p.topk(min(schedule(1, 2, i), p.shape[1]), dim=1, sorted=False).values.amin(1, keepdim=True)
-            return torch.where(p >= level, v, 0)
+            return hard_threshold(v, schedule(1, 2, i), keep_ties=True)
 
         # ‖z - z̄‖² - ρ²‖z‖², done at or below 0: the same test as ‖z - z̄‖² <= ρ²‖z‖² while the powers are finite
         # and subnormal floats are kept (torch's default), since a difference of floats is 0 only when they are equal

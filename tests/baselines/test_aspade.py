@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from declip.baselines import ASPADE, aspade
-from declip.baselines.aspade import _hard_threshold
 from declip.physics import Clipping, sdr, threshold_for_sdr
 
 FAST = dict(window=256, hop=64)  # behaviour, not the survey's 8192/2048
@@ -110,13 +109,6 @@ def test_restorer_object_takes_a_physics_and_batched_signals():
     out = ASPADE(**FAST)(y, physics)
     assert torch.equal(out, aspade(y, theta, **FAST))
     _assert_consistent(out, y, theta, -theta)
-
-
-def test_hard_thresholding_keeps_k_bins_and_ranks_dc_at_half_its_magnitude():
-    c = torch.tensor([[3.0, 2.0, -1.0, 0.5]], dtype=torch.complex128)
-    assert torch.equal(_hard_threshold(c, 1), torch.tensor([[0, 2.0, 0, 0]], dtype=torch.complex128))  # |3|/2 < 2
-    assert torch.equal(_hard_threshold(c, 2), torch.tensor([[3.0, 2.0, 0, 0]], dtype=torch.complex128))
-    assert torch.equal(_hard_threshold(c, 4), c)
 
 
 def test_rejects_bad_settings():

@@ -3,17 +3,18 @@
     nice python benchmarks/coded_detection.py --root data/music --split test --cache /work/runs/issue20
 
 1. Every ``SPLIT/*/mixture.flac`` (whole tracks, or ``--seconds`` from the middle of each; stereo, at
-   its own level, not clipped), encoded at MP3 128 kbps and Opus 96 kbps with libsndfile's encoders
-   into a file (``.mp3``; ``.opus``, 48 kHz as Opus stores it) and analysed from that file exactly as
-   ``declip analyze FILE`` does (``analyze_file``: plateaus, then the coded estimate when none are
-   found; ``declip restore`` takes the same measurement, block by block). A file is flagged when any
-   channel's kind is not ``none``. Prints a line per file, then a table: files flagged per codec and
-   kind (``hard``, ``hard-coded``: hard after lossy coding, ``soft``: saturated), and each flagged
-   file with its kind and confidence. With ``--cache DIR`` the encoded files are kept under
-   ``DIR/clean/`` and ``DIR/clipped/`` and reused (encoding is most of the time).
+   its own level, not clipped), encoded at MP3 128 kbps and Opus 96 kbps with libsndfile's encoders and
+   AAC 128 kbps with FFmpeg's (PyAV), each into a file (``.mp3``; ``.opus``, 48 kHz as Opus stores it;
+   ``.m4a``) and analysed from that file exactly as ``declip analyze FILE`` does (``analyze_file``:
+   plateaus, then the coded estimate when none are found; ``declip restore`` takes the same measurement,
+   block by block). A file is flagged when any channel's kind is not ``none``. Prints a line per file,
+   then a table: files flagged per codec and kind (``hard``, ``hard-coded``: hard after lossy coding,
+   ``soft``: saturated), and each flagged file with its kind and confidence. With ``--cache DIR`` the
+   encoded files are kept under ``DIR/clean/`` and ``DIR/clipped/`` and reused (encoding is most of the
+   time).
 2. ``--excerpts`` seconds from the middle of each track, peak-normalised to 0.9, clipped at the
-   ``--levels`` (input SDR, dB; default 1-20) and coded (MP3 128k, Opus 96k, and uncoded), analysed the
-   same way: the share detected as hard-clipped and the median and worst relative error of the
+   ``--levels`` (input SDR, dB; default 1-20) and coded (``--codecs``: MP3 128k, Opus 96k, AAC 128k and
+   uncoded), analysed the same way: the share detected as hard-clipped and the median and worst relative error of the
    level of every polarity found hard-clipped against θ times the encoder's gain (LAME scales by
    0.95; the RMS gain on a sine, printed).
 """
@@ -37,8 +38,8 @@ from declip.metrics import DEFAULT_LEVELS
 from declip.physics import threshold_for_sdr
 
 LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
-CODECS = {"mp3": 128, "opus": 96}
-SUFFIX = {"mp3": ".mp3", "opus": ".opus", "none": ".flac"}
+CODECS = {"mp3": 128, "opus": 96, "aac": 128}
+SUFFIX = {"mp3": ".mp3", "opus": ".opus", "aac": ".m4a", "none": ".flac"}
 FLAGGED_KINDS = ("hard", "hard-coded", "soft")
 
 
@@ -110,7 +111,7 @@ def kind_of(analysis: FileAnalysis) -> tuple[str, float]:
 
 def clean_part(files: list[str], args: argparse.Namespace, cache: Path) -> None:
     rows = []
-    for codec, kbps in CODECS.items():
+    for codec, kbps in ((c, k) for c, k in CODECS.items() if c in args.codecs):
         flagged: dict[str, list[str]] = {k: [] for k in FLAGGED_KINDS}
         for file in files:
             name = file.split("/")[-2]
@@ -136,7 +137,7 @@ def clean_part(files: list[str], args: argparse.Namespace, cache: Path) -> None:
 
 
 def clipped_part(files: list[str], args: argparse.Namespace, cache: Path) -> None:
-    gains = {"none": 1.0} | {codec: codec_gain(codec) for codec in CODECS}
+    gains = {"none": 1.0} | {codec: codec_gain(codec) for codec in CODECS if codec in args.codecs}
     print("encoder gains (sine):", {k: round(v, 4) for k, v in gains.items()})
     excerpts = {}
     for file in files:
@@ -171,7 +172,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--excerpts", type=float, default=20.0, help="seconds per track for the θ error (0: skip)")
     parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, help="input SDRs (dB) of the θ error part")
-    parser.add_argument("--codecs", nargs="+", default=["none", *CODECS], help="codecs of the θ error part")
+    parser.add_argument("--codecs", nargs="+", default=["none", *CODECS], help="codecs of both parts")
     parser.add_argument("--sensitivity", type=float, default=1.0)
     parser.add_argument("--seconds", type=float, default=0.0, help="clean part: this much from each middle (0: whole)")
     parser.add_argument("--clean", action=argparse.BooleanOptionalAction, default=True, help="run the clean part")

@@ -4,8 +4,9 @@
 
 Sets: the first ``--tracks`` tracks of ``MUSIC/test`` (``--seconds`` from the middle of each, left
 channel) and the SQAM excerpts (mono, int16 / 32768; evaluation only). Each signal x is clipped at
-θ for 1, 3, 5, 7, 10, 15, 20 dB input SDR (SDR(x, clip(x, θ))), then coded with MP3 128 kbps or
-Opus 96 kbps (libsndfile: LAME, libopus at 48 kHz, resampled there and back), or left uncoded.
+θ for 1, 3, 5, 7, 10, 15, 20 dB input SDR (SDR(x, clip(x, θ))), then coded with MP3 128 kbps,
+Opus 96 kbps (libsndfile: LAME, libopus at 48 kHz, resampled there and back) or AAC 128 kbps (FFmpeg's
+encoder through PyAV, ``--codecs ... aac``), or left uncoded.
 
 Arms, each scored as ΔSDR = SDR(r, x̂) - SDR(r, y) against r = g x, g the encoder's gain measured
 with a sine (LAME scales by 0.95; 1 for Opus and uncoded):
@@ -38,7 +39,7 @@ from declip.physics import Clipping, sdr, threshold_for_sdr
 from declip.zoo import load_model
 
 LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
-KBPS = {"mp3": 128, "opus": 96}
+KBPS = {"mp3": 128, "opus": 96, "aac": 128}
 
 
 def codec_gain(codec: str, rate: int = 44100) -> float:

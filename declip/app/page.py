@@ -15,6 +15,7 @@ import gradio as gr
 from declip.app.restoring import Restorer
 from declip.app.spectrograms import region_png
 from declip.data.audio_files import AUDIO_EXTENSIONS
+from declip.data.ffmpeg import FFMPEG_EXTENSIONS
 from declip.errors import ConfigError
 from declip.zoo.registry import DEFAULT_MODEL, entries
 
@@ -76,16 +77,16 @@ def build_page(models: list[str] | None = None, workdir: str | Path | None = Non
                 progress=lambda done, total: progress((done, total), desc=f"restoring {name}", unit="blocks"),
             )  # fmt: skip
             start = min(float(start or 0), max(result.seconds - 0.1, 0.0))
-            png = region_png(upload, result.output, start, float(seconds or REGION_SECONDS),
+            png = region_png(result.source, result.output, start, float(seconds or REGION_SECONDS),
                              result.output.with_suffix(".png"))  # fmt: skip
         except ConfigError as error:
             return failure(f"{name}: {error}")
         except Exception as error:  # one failure, one message; the page stays usable
             traceback.print_exc(file=sys.stderr)
             return failure(f"{name}: restoring failed ({type(error).__name__}: {error})")
-        state = {"source": str(upload), "output": str(result.output), "seconds": result.seconds}
+        state = {"source": str(result.source), "output": str(result.output), "seconds": result.seconds}
         return (
-            _account(name, result), gr.update(value=str(upload), playback_position=start),
+            _account(name, result), gr.update(value=str(result.source), playback_position=start),
             gr.update(value=str(result.output), playback_position=start), str(png), str(result.output), state,
             gr.update(maximum=max(result.seconds, 0.1), value=start), gr.update(),
         )  # fmt: skip
@@ -101,7 +102,9 @@ def build_page(models: list[str] | None = None, workdir: str | Path | None = Non
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 86400)) as page:
         gr.Markdown(INTRO)
         with gr.Row():
-            upload = gr.File(label="clipped recording", file_types=list(AUDIO_EXTENSIONS), elem_id="upload")
+            upload = gr.File(
+                label="clipped recording", file_types=[*AUDIO_EXTENSIONS, *FFMPEG_EXTENSIONS], elem_id="upload"
+            )
             with gr.Column():
                 model = gr.Dropdown(
                     choices, value=choices[0], allow_custom_value=True, label="model",

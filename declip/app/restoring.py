@@ -15,6 +15,7 @@ from pathlib import Path
 import soundfile as sf
 
 from declip.app.clipping import ClippingSummary, summarise_clipping
+from declip.data import ffmpeg
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
 from declip.inference.loaded import LoadedModel
@@ -25,7 +26,7 @@ MODELS_KEPT = 3  # loaded models kept in memory, the most recently used
 
 @dataclass(frozen=True)
 class Restoration:
-    source: Path  # the uploaded file
+    source: Path  # the uploaded file, or its samples decoded into a WAV when only FFmpeg reads it (AAC)
     output: Path  # the restored WAV
     account: str  # the line ``declip restore`` prints for the file
     clipping: ClippingSummary
@@ -87,8 +88,16 @@ class Restorer:
         source = Path(source)
         threshold = parse_level(level)
         loaded = self.model(model)
+        folder = self.workdir / uuid.uuid4().hex
+        name = source.stem
+        if not ffmpeg.libsndfile_reads(source):  # AAC: FFmpeg decodes it once; the page reads and plays that WAV
+            ffmpeg.probe(source, "libsndfile cannot open it")
+            folder.mkdir(parents=True)
+            decoded = folder / f"{name}-decoded.wav"
+            ffmpeg.decode_to_wav(source, decoded)
+            source = decoded
         clipping = summarise_clipping(source, threshold)
-        output = self.workdir / uuid.uuid4().hex / f"{source.stem}-restored.wav"
+        output = folder / f"{name}-restored.wav"
         # the plateaus the summary found: restore_file does not read the file again for them
         account = restore_file(source, output, loaded, threshold=threshold, progress=progress, level=clipping.level)
         info = sf.info(output)

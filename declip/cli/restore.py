@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from declip.data.audio_files import find_inputs
+from declip.data.audio_files import AUDIO_EXTENSIONS, find_inputs
+from declip.data.ffmpeg import FFMPEG_EXTENSIONS
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
@@ -24,7 +25,8 @@ from declip.zoo.registry import DEFAULT_MODEL
 
 def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """``(file, name relative to its input folder)`` for every input audio file, and the failures."""
-    found, failures = find_inputs(paths, archives=False)  # restore_file reads files, not archive members
+    # restore_file reads files, not archive members; libsndfile's formats and FFmpeg's (AAC)
+    found, failures = find_inputs(paths, archives=False, extensions=AUDIO_EXTENSIONS + FFMPEG_EXTENSIONS)
     return [(Path(source.path), relative) for source, relative in found], failures
 
 

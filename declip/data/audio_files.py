@@ -50,13 +50,15 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def _is_audio(name: str) -> bool:
-    return name.lower().endswith(AUDIO_EXTENSIONS)
+def _is_audio(name: str, extensions: tuple[str, ...] = AUDIO_EXTENSIONS) -> bool:
+    return name.lower().endswith(extensions)
 
 
-def find_audio(paths: Iterable[str | Path], archives: bool = True) -> list[AudioSource]:
-    """Every audio stream under ``paths`` (files, folders searched recursively, and unless not
-    ``archives`` the members of zip archives), sorted.
+def find_audio(
+    paths: Iterable[str | Path], archives: bool = True, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
+) -> list[AudioSource]:
+    """Every audio stream under ``paths`` (files named with one of ``extensions``, in folders searched
+    recursively, and unless not ``archives`` the members of zip archives), sorted.
 
     Raises ``FileNotFoundError`` naming a path that does not exist.
     """
@@ -66,7 +68,7 @@ def find_audio(paths: Iterable[str | Path], archives: bool = True) -> list[Audio
             raise FileNotFoundError(f"{path}: no such file or folder")
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
-            if _is_audio(file.name):
+            if _is_audio(file.name, extensions):
                 sources.append(AudioSource(str(file)))
             elif archives and file.suffix.lower() in ARCHIVE_EXTENSIONS:
                 sources += _archive_members(file)
@@ -74,7 +76,7 @@ def find_audio(paths: Iterable[str | Path], archives: bool = True) -> list[Audio
 
 
 def find_inputs(
-    paths: Iterable[str | Path], archives: bool = True
+    paths: Iterable[str | Path], archives: bool = True, extensions: tuple[str, ...] = AUDIO_EXTENSIONS
 ) -> tuple[list[tuple[AudioSource, Path]], list[tuple[str, str]]]:
     """What a command given files and folders works on (``declip restore``, ``declip adapt``): each audio
     stream with its name below the folder given (a file given: its own name), and ``(path, reason)``
@@ -85,7 +87,7 @@ def find_inputs(
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            sources = find_audio([path], archives)
+            sources = find_audio([path], archives, extensions)
             if not sources:
                 failures.append((str(name), NO_AUDIO))
             found += [(s, Path(s.path).relative_to(path) / (s.member or "")) for s in sources]

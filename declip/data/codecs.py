@@ -1,11 +1,12 @@
-"""Lossy coding with real encoders (libsndfile's LAME, libopus and libvorbis), for tests and benchmarks.
+"""Lossy coding with real encoders (libsndfile's LAME, libopus and libvorbis; FFmpeg's AAC through PyAV,
+:mod:`declip.data.ffmpeg`), for tests and benchmarks.
 
 MP3 goes through LAME at constant bit rate; its 128 kbps setting is libsndfile's compression level
 2/3 (320 - level * 288 kbps, snapped to an MP3 rate). Opus runs at 48 kHz only, so other rates are
 resampled there and back (torchaudio); libsndfile maps the level to about
 ``(6 + 250 * (1 - level))`` kbps per channel. Decoded audio comes back aligned sample for sample
 with the input (the decoders drop the encoder delay). LAME scales the signal by 0.95 on the way
-(:data:`ENCODER_GAINS`).
+(:data:`ENCODER_GAINS`). AAC is stored in an MP4 (``.m4a``) file at the input's rate, constant bit rate.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import soundfile as sf
 import torch
 import torchaudio.transforms as AT
 
-CODECS = ("mp3", "opus", "vorbis")
-ENCODER_GAINS = {"mp3": 0.95, "opus": 1.0, "vorbis": 1.0}
+from declip.data.ffmpeg import decode, encode_aac
+
+CODECS = ("mp3", "opus", "vorbis", "aac")
+ENCODER_GAINS = {"mp3": 0.95, "opus": 1.0, "vorbis": 1.0, "aac": 1.0}
 """The factor each encoder applies to the level of a signal (LAME's 0.95; measured with a sine)."""
 
 
@@ -53,6 +56,8 @@ def _levels(codec: str, kbps: float, channels: int) -> dict:
 
 def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
     """The encoded bytes of ``audio`` ``(frames, channels)`` and the rate they are stored at."""
+    if codec == "aac":
+        return encode_aac(audio, sample_rate, kbps), sample_rate
     rate = 48000 if codec == "opus" else sample_rate
     if rate != sample_rate:
         audio = _resample(audio, sample_rate, rate)
@@ -64,7 +69,10 @@ def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tupl
 def code(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> np.ndarray:
     """``audio`` ``(frames, channels)`` encoded and decoded again, at ``sample_rate``, same length."""
     data, rate = encode(audio, sample_rate, codec, kbps)
-    decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    if codec == "aac":
+        decoded, _ = decode(io.BytesIO(data))
+    else:
+        decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     if rate != sample_rate:
         decoded = _resample(decoded, rate, sample_rate)
     out = np.zeros((audio.shape[0], audio.shape[1]), dtype=np.float32)

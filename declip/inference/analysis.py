@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
+from declip.data import ffmpeg
 from declip.detection.coded import DESCRIPTIONS
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import detect_clip_level
@@ -55,11 +56,13 @@ class FileAnalysis:
 
 
 def read_audio(path: str | Path) -> tuple[Tensor, int]:
-    """``(channels, frames)`` float32 samples and the rate; one-line ``ConfigError`` on bad input."""
+    """``(channels, frames)`` float32 samples and the rate (formats libsndfile cannot open, such as AAC,
+    through FFmpeg); one-line ``ConfigError`` on bad input."""
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise ConfigError(f"unreadable audio ({error})") from error
+    except (sf.LibsndfileError, RuntimeError) as error:  # AAC and other formats: FFmpeg, when it reads them
+        ffmpeg.probe(path, error)
+        data, rate = ffmpeg.decode(path)
     if data.shape[0] == 0:
         raise ConfigError("the file holds no samples")
     audio = torch.from_numpy(data.T.copy())

@@ -15,6 +15,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from declip.data.ffmpeg import decode_to_wav, probe
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
@@ -214,19 +215,22 @@ def restore_file(
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     _check_target(file, target, subtype, overwrite)
     info = _info(file)
-    rate, channels = info.samplerate, info.channels
-    model_rate = model.sample_rate or rate
-    align = model.hop if rate == model_rate else 1
-    block = math.ceil(block_seconds * rate / align) * align
     device = _device(model)
     temporary = _Temporaries.beside(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        readable = file
+        if info is None:  # a format libsndfile cannot open (AAC): FFmpeg decodes it once, into a float WAV
+            info, readable = decode_to_wav(file, temporary.decoded), temporary.decoded
+        rate, channels = info.samplerate, info.channels
+        model_rate = model.sample_rate or rate
+        align = model.hop if rate == model_rate else 1
+        block = math.ceil(block_seconds * rate / align) * align
         # compressed input is decoded once, into a float WAV that the later passes read
         decoded = temporary.decoded if threshold is None and not _uncompressed(info) else None
-        source = _Source(file, info, decoded, block, decode_threads, device)
+        source = _Source(readable, info, decoded, block, decode_threads, device)
         measurement, path = _measure(source, channels, threshold, level)
-        frames = info.frames if path == file else sf.info(path).frames  # a decoder's count can be an estimate (MP3)
+        frames = info.frames if path == readable else sf.info(path).frames  # a decoder's count can be an estimate
         reach = (model.context + model.hop) * rate / model_rate + 64 + measurement.physics.context  # learned masks' too
         margin = math.ceil(reach / align) * align
         restorer = _BlockRestorer(
@@ -261,10 +265,13 @@ def _check_target(file: Path, target: Path, subtype: str, overwrite: bool) -> No
 
 
 def _info(file: Path):
+    """libsndfile's ``sf.info``; ``None`` when only FFmpeg reads the file (AAC). ``ConfigError`` when
+    neither does, or it holds no samples."""
     try:
         info = sf.info(file)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise ConfigError(f"unreadable audio ({error})") from error
+        probe(file, error)
+        return None
     if info.frames <= 0:
         raise ConfigError("the file holds no samples")
     return info

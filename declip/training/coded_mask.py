@@ -1,10 +1,10 @@
 """Train :class:`~declip.detection.coded_mask.ClipMaskNet`: which samples of a coded recording were clipped.
 
-Each training pair is a one-second window of a corpus track, hard-clipped at a random input SDR
-(1-20 dB), then coded by a real encoder (LAME MP3 at 96-256 kbps or libopus at 64-160 kbps, through
-libsndfile); the input is the coded window over the level the encoder leaves (``g θ``), the label
-is the clipped window's plateaus. No clean audio enters the labels: a folder of hard-clipped
-recordings would give the same pairs.
+Each training pair is a one-second window of a corpus track, hard-clipped at a random input SDR (1-20
+dB), then coded by a real encoder (LAME MP3 at 96-256 kbps or libopus at 64-160 kbps, through
+libsndfile, or with ``--codecs ... aac`` FFmpeg's AAC at 96-256 kbps through PyAV); the input is the
+coded window over the level the encoder leaves (``g θ``), the label is the clipped window's plateaus. No
+clean audio enters the labels: a folder of hard-clipped recordings would give the same pairs.
 
     python -m declip.training.coded_mask --music data/music --out declip/detection/coded_mask.safetensors
 """
@@ -28,13 +28,16 @@ from declip.data.codecs import ENCODER_GAINS, code
 from declip.detection.coded_mask import ClipMaskNet
 from declip.physics import Clipping, threshold_for_sdr
 
-BITRATES = {"mp3": (96, 128, 160, 192, 256), "opus": (64, 96, 128, 160)}
+BITRATES = {"mp3": (96, 128, 160, 192, 256), "opus": (64, 96, 128, 160), "aac": (96, 128, 160, 192, 256)}
 PAD = 0.1  # seconds coded on each side of a window and dropped (the codec's start and end)
 
 
-def coded_pairs(files: Sequence[str | Path], count: int, seed: int, seconds: float = 1.0) -> tuple[Tensor, Tensor]:
+def coded_pairs(
+    files: Sequence[str | Path], count: int, seed: int, seconds: float = 1.0, codecs: Sequence[str] = ("mp3", "opus")
+) -> tuple[Tensor, Tensor]:
     """``count`` pairs ``(u, clipped)``, each ``(count, frames)``: ``u = y / (g θ)`` of a coded clipped
-    window and its plateau mask (bool), from random windows of ``files`` (one random channel)."""
+    window and its plateau mask (bool), from random windows of ``files`` (one random channel), each coded
+    by one of ``codecs`` (keys of :data:`BITRATES`) at one of its bit rates."""
     rng = random.Random(seed)
     infos = {str(f): sf.info(f) for f in files}
     inputs, labels = [], []
@@ -51,7 +54,7 @@ def coded_pairs(files: Sequence[str | Path], count: int, seed: int, seconds: flo
             continue
         theta = float(threshold_for_sdr(torch.from_numpy(x.T.copy())[None], rng.uniform(1.0, 20.0)))
         clipped = np.clip(x, -theta, theta)
-        codec = rng.choice(sorted(BITRATES))
+        codec = rng.choice(sorted(codecs))
         y = code(clipped, rate, codec, rng.choice(BITRATES[codec]))[pad:-pad, 0]
         plateaus = Clipping.at_level(theta, 1).masks(torch.from_numpy(clipped[pad:-pad, 0])[None]).clipped[0]
         inputs.append(torch.from_numpy(y / (ENCODER_GAINS[codec] * theta)).float())
@@ -116,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--valid-items", type=int, default=400)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--codecs", nargs="+", default=["mp3", "opus"], choices=sorted(BITRATES))
     parser.add_argument("--out", default="coded_mask.safetensors")
     args = parser.parse_args(argv)
     music = Path(args.music)
@@ -123,8 +127,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not train_files or not valid_files:
         raise SystemExit(f"{music}: no train/*/mixture.* or valid/*/mixture.* tracks; build it with declip data build")
     started = time.time()
-    train = coded_pairs(train_files, args.items, args.seed)
-    valid = coded_pairs(valid_files, args.valid_items, args.seed + 1)
+    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs)
+    valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
     print(f"{args.items} + {args.valid_items} pairs in {time.time() - started:.0f} s; "
           f"a band at 97 % of the level errs {band:.4f} per clipped sample", flush=True)  # fmt: skip

@@ -10,7 +10,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from declip.data.ffmpeg import encode_aac
 from tests.app.conftest import clipped_recording
+from tests.detection.signals import RATE, clipped_at, rich_music
 
 RESTORE_SECONDS = 180
 
@@ -144,3 +146,15 @@ def test_a_bad_clip_level_and_a_missing_model_are_one_line_each(page, tmp_path):
     model.clear()
     model.send_keys("unet-music-reclip")
     assert "restored" in _restore(page, "auto", "restored")
+
+
+def test_an_aac_upload_is_restored_played_and_downloaded(page, tmp_path):
+    clipped, _ = clipped_at(rich_music(3.0, 2, 9), 5)
+    song = tmp_path / "phone.m4a"
+    song.write_bytes(encode_aac(clipped, RATE, 128))
+    _upload(page, song)
+    status = _restore(page, "auto", "restored")
+    assert "phone.m4a" in status and "lossy-coded" in status
+    _players_loaded(page)  # the input player plays the decoded samples
+    assert _spectrogram_src(page).endswith(".png")
+    assert _download(page, "phone-restored.wav") == _cli_restore(song, tmp_path / "cli.wav")

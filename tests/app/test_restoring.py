@@ -8,6 +8,7 @@ import declip.app.clipping as clipping
 from declip.app.clipping import summarise_clipping
 from declip.app.restoring import Restorer, parse_level
 from declip.cli import main
+from declip.data import ffmpeg
 from declip.data.codecs import code
 from declip.errors import ConfigError
 from declip.inference.restore import restore_file
@@ -128,3 +129,22 @@ def test_summary_of_a_coded_file_counts_block_edges_as_one_pass(tmp_path, monkey
     monkeypatch.setattr(clipping, "BLOCK_FRAMES", 4099)  # block edges inside clipped runs, far above the context
     blocked = summarise_clipping(path)
     assert blocked.share == whole.share and blocked.high == whole.high and blocked.low == whole.low
+
+
+def test_an_aac_upload_is_decoded_once_and_restored_as_declip_restore_restores_it(checkpoint, tmp_path):
+    clipped, _ = clipped_at(rich_music(2.0, 2, 9), 5)
+    source = tmp_path / "upload.m4a"
+    source.write_bytes(ffmpeg.encode_aac(clipped, RATE, 128))
+    restorer = Restorer(tmp_path / "work")
+    result = restorer.restore(source, str(checkpoint), "auto")
+    assert result.source.name == "upload-decoded.wav" and result.source.parent == result.output.parent
+    assert result.output.name == "upload-restored.wav"
+    decoded, rate = ffmpeg.decode(source)
+    assert np.array_equal(sf.read(result.source, dtype="float32")[0], decoded) and rate == result.sample_rate
+    assert result.clipping.kind == ["hard-coded"] * 2
+    assert "lossy-coded" in result.account
+    expected = restore_file(source, tmp_path / "cli.wav", restorer.model(str(checkpoint)))
+    assert result.account == expected and result.output.read_bytes() == (tmp_path / "cli.wav").read_bytes()
+    (tmp_path / "notes.m4a").write_text("not audio")
+    with pytest.raises(ConfigError, match="unreadable audio"):
+        restorer.restore(tmp_path / "notes.m4a", str(checkpoint), "auto")

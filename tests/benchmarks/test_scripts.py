@@ -236,15 +236,16 @@ def test_spectrogram_figure(tmp_path, corpus):
 def test_coded_detection(tmp_path, corpus):
     out = run("coded_detection.py", "--root", corpus, "--split", "test", "--excerpts", 1, cwd=tmp_path)
     assert out.startswith(f"2 tracks of {corpus}/test")
-    for codec in ("mp3 128k", "opus 96k"):
+    for codec in ("mp3 128k", "opus 96k", "aac 128k"):
         flagged = re.search(rf"clean {codec}: (\d+)/2 flagged", out)
         assert flagged and int(flagged.group(1)) <= 2, out
     clean = table(out, "coded")
-    assert [row[:2] for row in clean] == [["mp3 128k", "2"], ["opus 96k", "2"]]
+    assert [row[:2] for row in clean] == [["mp3 128k", "2"], ["opus 96k", "2"], ["aac 128k", "2"]]
     for _, _, flagged, *kinds, names in clean:
         assert int(flagged) == sum(map(int, kinds)) <= 2 and (names == "-") == (flagged == "0")
     rows = table(out, "codec")
-    assert [(row[0], row[1]) for row in rows] == [(c, f"{v} dB") for c in ("none", "mp3", "opus") for v in LEVELS]
+    codecs = ("none", "mp3", "opus", "aac")
+    assert [(row[0], row[1]) for row in rows] == [(c, f"{v} dB") for c in codecs for v in LEVELS]
     for _, _, detected, median, worst in rows:
         found, total = map(int, detected.split("/"))
         assert total == 2 and 0 <= found <= 2

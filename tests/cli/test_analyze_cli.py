@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from declip.data import ffmpeg
 from declip.data.codecs import encode
 from declip.inference.analysis import measure_array
 from tests.detection.signals import RATE, clipped_at, rich_music
@@ -20,24 +21,27 @@ def declip(*args, cwd=None) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def coded(tmp_path_factory):
-    """A stereo recording clipped at 5 dB input SDR, as an MP3 (128 kbps) and an Ogg Vorbis file."""
+    """A stereo recording clipped at 5 dB input SDR, as an MP3 (128 kbps), an Ogg Vorbis and an AAC (.m4a) file."""
     root = tmp_path_factory.mktemp("coded")
     clipped, theta = clipped_at(rich_music(4.0, 2, 3), 5)
     (root / "shares.json").write_text(json.dumps((np.abs(clipped) >= theta * (1 - 1e-6)).mean(0).tolist()))
-    for codec, name in (("mp3", "song.mp3"), ("vorbis", "song.ogg")):
+    for codec, name in (("mp3", "song.mp3"), ("vorbis", "song.ogg"), ("aac", "song.m4a")):
         data, _ = encode(clipped, RATE, codec, 128)
         (root / name).write_bytes(data)
     return root
 
 
-@pytest.mark.parametrize("name", ["song.mp3", "song.ogg"])
+@pytest.mark.parametrize("name", ["song.mp3", "song.ogg", "song.m4a"])
 def test_a_coded_file_is_restored_end_to_end(coded, tmp_path, name):
     out = tmp_path / "out"
     result = declip("restore", coded / name, "-o", f"{out}/")
     assert result.returncode == 0, result.stderr
     assert "hard-clipped, then lossy-coded or filtered (confidence" in result.stdout
     assert "nothing clipped" not in result.stdout
-    decoded, rate = sf.read(coded / name, dtype="float32", always_2d=True)
+    if name.endswith(".m4a"):  # libsndfile has no AAC: FFmpeg decodes it
+        decoded, rate = ffmpeg.decode(coded / name)
+    else:
+        decoded, rate = sf.read(coded / name, dtype="float32", always_2d=True)
     restored, out_rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
     assert out_rate == rate and restored.shape == decoded.shape
     y = torch.from_numpy(decoded.T.copy())
@@ -61,6 +65,22 @@ def test_analyze_reports_text_json_and_a_plot(coded, tmp_path):
         assert abs(channel["clipped_share"] - share) < 0.05 and channel["longest_run"] > 1
         assert channel["high"] > 0 > channel["low"]
     assert (tmp_path / "song.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_aac_files_in_a_folder_are_found_analyzed_and_restored(coded, tmp_path):
+    folder = tmp_path / "in"
+    (folder / "album").mkdir(parents=True)
+    (folder / "album" / "clip.m4a").write_bytes((coded / "song.m4a").read_bytes())
+    (folder / "notes.txt").write_text("not audio")
+    analyzed = declip("analyze", folder, "--json")
+    assert analyzed.returncode == 0, analyzed.stderr
+    (report,) = json.loads(analyzed.stdout)["files"]
+    assert report["path"].endswith("clip.m4a") and [c["kind"] for c in report["channels"]] == ["hard-coded"] * 2
+    restored = declip("restore", folder, "-o", tmp_path / "out")
+    assert restored.returncode == 0, restored.stderr
+    assert "clip.m4a -> " in restored.stdout and "lossy-coded" in restored.stdout
+    assert sf.info(tmp_path / "out" / "album" / "clip.wav").frames == len(ffmpeg.decode(coded / "song.m4a")[0])
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["album", "clip.wav"]  # no temporaries left
 
 
 def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):

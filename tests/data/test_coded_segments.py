@@ -49,7 +49,7 @@ def test_codecs_and_bands_are_drawn_per_item_and_repeat():
     assert torch.equal(segments[3]["y"], items[3]["y"])  # the same draw on every read
 
 
-@pytest.mark.parametrize("codecs,band", [({"aac": 128}, (0.01, 0.1)), ({}, (0.01, 0.1)), ({"mp3": 128}, (0.2, 0.1))])
+@pytest.mark.parametrize("codecs,band", [({"wma": 128}, (0.01, 0.1)), ({}, (0.01, 0.1)), ({"mp3": 128}, (0.2, 0.1))])
 def test_bad_coding_settings_fail_with_one_line(codecs, band):
     with pytest.raises(ConfigError):
         CodedClipping(codecs, band)

@@ -9,7 +9,7 @@ from declip.data.codecs import code
 from declip.physics import threshold_for_sdr
 
 RATE = 44100
-KBPS = {"mp3": 128, "opus": 96, "vorbis": 128}
+KBPS = {"mp3": 128, "opus": 96, "vorbis": 128, "aac": 128}
 
 
 def rich_music(seconds: float, channels: int, seed: int) -> np.ndarray:

@@ -28,7 +28,8 @@ def signal():
 
 @pytest.mark.parametrize(
     "codec, sdr_db",
-    [("mp3", 1), ("mp3", 5), ("mp3", 10), ("mp3", 20), ("opus", 3), ("opus", 5), ("opus", 10)],  # opus 20 dB: 2.02 %
+    [("mp3", 1), ("mp3", 5), ("mp3", 10), ("mp3", 20), ("opus", 3), ("opus", 5), ("opus", 10)]  # opus 20 dB: 2.02 %
+    + [("aac", 1), ("aac", 5), ("aac", 10), ("aac", 20)],
 )
 def test_the_level_is_found_within_two_percent_after_coding(signal, codec, sdr_db):
     clipped, theta = clipped_at(signal, sdr_db)
@@ -41,7 +42,7 @@ def test_the_level_is_found_within_two_percent_after_coding(signal, codec, sdr_d
         assert abs(polarity.level / expected - 1) < 0.02, (polarity.level, expected)
 
 
-@pytest.mark.parametrize("codec", ["mp3", "opus", "vorbis"])
+@pytest.mark.parametrize("codec", ["mp3", "opus", "vorbis", "aac"])
 def test_clean_coded_music_is_not_flagged(codec):
     y = tensor(code(rich_music(6.0, 2, 11), RATE, codec, KBPS[codec]))
     measurement = measure_array(y)
@@ -123,7 +124,7 @@ def test_half_cycle_peaks_do_not_depend_on_the_blocks():
     assert whole.cycle_counts[0, 0].sum() in (len(positive) - 1, len(positive))  # the last run stays open
 
 
-@pytest.mark.parametrize("codec", ["none", "mp3", "opus", "vorbis"])
+@pytest.mark.parametrize("codec", ["none", "mp3", "opus", "vorbis", "aac"])
 def test_every_coding_of_hard_clipping_is_named(signal, codec):
     clipped, _ = clipped_at(signal, 7)
     y = clipped if codec == "none" else code(clipped, RATE, codec, KBPS[codec])

@@ -1,0 +1,68 @@
+"""AAC through FFmpeg (PyAV): encoding, decoding aligned with the input, and one-line errors."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from declip.data import ffmpeg
+from declip.data.codecs import code, encode
+from declip.errors import ConfigError
+from tests.detection.signals import RATE, rich_music
+
+
+@pytest.fixture(scope="module")
+def music():
+    return rich_music(3.0, 2, 5)
+
+
+def test_aac_round_trip_is_aligned_with_the_input_at_the_encoders_level(music):
+    data, rate = encode(music, RATE, "aac", 128)
+    assert rate == RATE and data[4:8] == b"ftyp"  # an MP4 (.m4a) file
+    decoded, decoded_rate = ffmpeg.decode(io.BytesIO(data))
+    assert decoded_rate == RATE and decoded.dtype == np.float32 and decoded.shape[1] == 2
+    assert len(music) <= len(decoded) < len(music) + 2048  # the priming dropped, the last frame's padding kept
+    y = code(music, RATE, "aac", 128)
+    assert y.shape == music.shape
+    middle = slice(RATE // 4, -RATE // 4)
+    lags = range(-8, 9)
+    score = [np.dot(np.roll(y[middle, 0], lag), music[middle, 0]) for lag in lags]
+    assert lags[int(np.argmax(score))] == 0
+    error = y[middle] - music[middle]
+    snr = 10 * np.log10(np.sum(music[middle] ** 2) / np.sum(error**2))
+    assert snr > 15, snr  # a 128 kbps coding of the same samples, not another signal
+
+
+def test_decode_to_wav_writes_the_samples_decode_returns(music, tmp_path):
+    source = tmp_path / "song.m4a"
+    source.write_bytes(encode(music, RATE, "aac", 96)[0])
+    assert not ffmpeg.libsndfile_reads(source)
+    info = ffmpeg.decode_to_wav(source, tmp_path / "song.wav")
+    assert (info.samplerate, info.channels, info.subtype) == (RATE, 2, "FLOAT")
+    written, _ = sf.read(tmp_path / "song.wav", dtype="float32", always_2d=True)
+    assert np.array_equal(written, ffmpeg.decode(source)[0])
+
+
+def test_mono_at_48_khz(music):
+    data, rate = encode(music[:, :1], 48000, "aac", 64)
+    decoded, decoded_rate = ffmpeg.decode(io.BytesIO(data))
+    assert (rate, decoded_rate, decoded.shape[1]) == (48000, 48000, 1)
+
+
+def test_files_neither_library_reads_are_one_line(tmp_path):
+    (tmp_path / "notes.m4a").write_text("not audio\n")
+    with pytest.raises(ConfigError, match=r"^unreadable audio \(.*; FFmpeg: .*\)$"):
+        ffmpeg.probe(tmp_path / "notes.m4a", "Format not recognised")
+    with pytest.raises(ConfigError, match="unreadable audio"):
+        ffmpeg.decode(tmp_path / "notes.m4a")
+    with pytest.raises(ConfigError, match="mono or stereo"):
+        ffmpeg.encode_aac(np.zeros((2048, 3), np.float32), RATE, 128)
+
+
+def test_without_pyav_an_aac_file_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(ffmpeg, "available", lambda: False)
+    with pytest.raises(ConfigError, match=r"\.m4a files are decoded by FFmpeg: pip install 'declip\[aac\]'"):
+        ffmpeg.probe(tmp_path / "song.m4a", "Format not recognised")
+    with pytest.raises(ConfigError, match=r"^unreadable audio \(Format not recognised\)$"):
+        ffmpeg.probe(tmp_path / "song.wav", "Format not recognised")

@@ -2,7 +2,7 @@
 
     nice python benchmarks/coded_restore.py --music data/music --tracks 4 --sqam ../shared/benchmarks/sqam
 
-Sets: the first ``--tracks`` tracks of ``MUSIC/test`` (``--seconds`` from the middle of each, left
+Sets: the first ``--tracks`` tracks of ``MUSIC/test`` (``--split``; ``--seconds`` from the middle of each, left
 channel) and the SQAM excerpts (mono, int16 / 32768; evaluation only). Each signal x is clipped at
 θ for 1, 3, 5, 7, 10, 15, 20 dB input SDR (SDR(x, clip(x, θ))), then coded with MP3 128 kbps,
 Opus 96 kbps (libsndfile: LAME, libopus at 48 kHz, resampled there and back) or AAC 128 kbps (FFmpeg's
@@ -16,6 +16,9 @@ with a sine (LAME scales by 0.95; 1 for Opus and uncoded):
   ``--mask band`` the earlier tolerance band (samples beyond (1 - δ) g θ clipped, δ = ``--band``).
 - ``detected``: nothing given; what ``declip restore`` does (plateaus, else the coded estimate;
   nothing found: the input comes back unchanged, ΔSDR 0).
+- with ``--true-masks``: ``true masks``, the given arm with the samples that were clipped before coding
+  as the mask (what a perfect mask would give), and ``cap``, those samples set to g x and every other
+  sample as coded (what a perfect declipper could reach under the codec's noise; coded rows only).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
 from declip.inference.restore import restore_array
 from declip.metrics import DEFAULT_LEVELS, delta_sdr
-from declip.physics import Clipping, sdr, threshold_for_sdr
+from declip.physics import ClipMasks, Clipping, sdr, threshold_for_sdr
 from declip.zoo import load_model
 
 LEVELS = [int(v) for v in DEFAULT_LEVELS]  # input SDRs (dB), as the tables print them
@@ -52,7 +55,8 @@ def codec_gain(codec: str, rate: int = 44100) -> float:
 
 def signals(args) -> dict[str, list[tuple[str, np.ndarray, int]]]:
     sets = {}
-    tracks = sorted(glob.glob(f"{args.music}/test/*/mixture.flac"))[: args.tracks] if "music" in args.sets else []
+    music_files = sorted(glob.glob(f"{args.music}/{args.split}/*/mixture.flac"))
+    tracks = music_files[: args.tracks] if "music" in args.sets else []
     music = []
     for file in tracks:
         info = sf.info(file)
@@ -87,6 +91,17 @@ def given_physics(level: float, mask: str, band: float) -> Clipping:
     return LearnedMaskClipping(torch.full((1, 1), level), torch.full((1, 1), -level), both)
 
 
+class TrueMaskClipping(LearnedMaskClipping):
+    """The coded measurement with the samples that were clipped before coding as its mask (``--true-masks``)."""
+
+    def __init__(self, level: float, truth: torch.Tensor) -> None:
+        super().__init__(torch.full((1, 1), level), torch.full((1, 1), -level), torch.ones(1, 2, dtype=torch.bool))
+        self.truth = truth
+
+    def masks(self, y: torch.Tensor) -> ClipMasks:
+        return ClipMasks(high=self.truth & (y > 0), low=self.truth & (y < 0))
+
+
 def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float, args) -> dict[str, float]:
     xt = torch.from_numpy(x.T.copy())
     theta = float(threshold_for_sdr(xt[None], level))
@@ -101,17 +116,27 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
         measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
         given = restore_measured(yt, rate, model, measurement)
     detected, report = restore_array(yt, rate, model)
-    return {
+    scores = {
         "given": float(delta_sdr(reference[None], given[None], yt[None])),
         "detected": float(delta_sdr(reference[None], detected[None], yt[None])),
         "found": float(report.clipped),
         "input": base,
     }
+    if args.true_masks:
+        truth = xt.abs() >= theta
+        true = given if codec == "none" else restore_measured(
+            yt, rate, model, Measurement(TrueMaskClipping(gain * theta, truth), True, ("hard-coded",), (1.0,))
+        )  # fmt: skip
+        scores["true masks"] = float(delta_sdr(reference[None], true[None], yt[None]))
+        if codec != "none":
+            scores["cap"] = float(delta_sdr(reference[None], torch.where(truth, reference, yt)[None], yt[None]))
+    return scores
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--music", default="data/music")
+    parser.add_argument("--split", default="test", help="the music corpus's split (valid: to choose designs on)")
     parser.add_argument("--tracks", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sqam", default="../shared/benchmarks/sqam")
@@ -119,6 +144,7 @@ def main() -> None:
     parser.add_argument("--mask", choices=["learned", "band"], default="learned", help="the given arm's coded masks")
     parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band (--mask band)")
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
+    parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     args = parser.parse_args()
     model = load_model(args.model, precision="fp32")
@@ -133,12 +159,14 @@ def main() -> None:
         print("| codec | arm | " + " | ".join(f"{v} dB" for v in LEVELS) + " | mean |")
         print("|---" * (len(LEVELS) + 3) + "|")
         for codec in args.codecs:
-            rows = {"given": [], "detected": [], "found": [], "input": []}
+            arms = ("given", "detected", *(("true masks", "cap") if args.true_masks else ()))
+            arms = arms[:3] if codec == "none" and args.true_masks else arms  # uncoded, the cap is the signal itself
+            rows = {key: [] for key in (*arms, "found", "input")}
             for level in LEVELS:
                 scores = [score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
                 for key in rows:
                     rows[key].append(float(np.mean([s[key] for s in scores])))
-            for arm in ("given", "detected"):
+            for arm in arms:
                 cells = " | ".join(f"{v:.2f}" for v in rows[arm])
                 print(f"| {codec} | {arm} | {cells} | {np.mean(rows[arm]):.2f} |")
             print(f"| {codec} | share found | " + " | ".join(f"{v:.2f}" for v in rows["found"]) + " | |")

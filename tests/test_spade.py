@@ -1,10 +1,14 @@
 """The shared ADMM of A-SPADE: its sparsity schedule, stopping, returned iterates and windows."""
 
+import importlib
 import math
 
 import pytest
 import torch
 
+from declip.baselines.aspade import aspade
+from declip.models import Declipper, UnfoldedSPADE
+from declip.physics import Clipping, threshold_for_sdr
 from declip.spade import admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
 
 
@@ -191,3 +195,27 @@ def test_dual_window_overlap_add_is_the_identity(window, hop):
         positions = torch.arange(start, start + window) % x.shape[0]
         out.index_add_(0, positions, x[positions] * g * dual)
     assert torch.allclose(out, x)
+
+
+def test_aspade_keeps_exactly_k_and_the_heavy_path_keeps_ties(monkeypatch):
+    """The two callers of :func:`hard_threshold` ask for their own tie rule: A-SPADE's ``hard_thresholding.m``
+    keeps exactly k, the unfolded model's heavy path every coefficient at the k-th power (its shipped rule)."""
+    calls = []
+
+    def spy(coefficients, k, keep_ties=False):
+        calls.append(keep_ties)
+        return hard_threshold(coefficients, k, keep_ties)
+
+    for module in ("declip.baselines.aspade", "declip.models.unfolded"):  # the package names the function aspade
+        monkeypatch.setattr(importlib.import_module(module), "hard_threshold", spy)
+    t = torch.arange(4096) / 8000
+    x = (0.8 * torch.sin(2 * torch.pi * 440 * t) + 0.3 * torch.sin(2 * torch.pi * 1250 * t)).float()
+    theta = threshold_for_sdr(x[None], 3.0)
+    y = Clipping(theta)(x)
+    aspade(y, float(theta), window=512, hop=128, max_iterations=5)
+    assert calls and not any(calls)
+    calls.clear()
+    backbone = UnfoldedSPADE(window=512, hop=128, iterations=2, k_step=4, heavy_share=1e-6, heavy_iterations=5)
+    with torch.no_grad():
+        Declipper(backbone)(y[None, None], Clipping(theta))
+    assert calls and all(calls)

@@ -5,6 +5,7 @@ uses by default (device, precision, windows, 32-bit float), so the two give the 
 
 from __future__ import annotations
 
+import shutil
 import threading
 import uuid
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from declip.data import ffmpeg
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
 from declip.inference.loaded import LoadedModel
+from declip.inference.reading import decode_to_float_wav
 from declip.inference.restore import restore_file
 
 MODELS_KEPT = 3  # loaded models kept in memory, the most recently used
@@ -90,15 +92,20 @@ class Restorer:
         loaded = self.model(model)
         folder = self.workdir / uuid.uuid4().hex
         name = source.stem
-        if not ffmpeg.libsndfile_reads(source):  # AAC: FFmpeg decodes it once; the page reads and plays that WAV
-            ffmpeg.probe(source, "libsndfile cannot open it")
-            folder.mkdir(parents=True)
-            decoded = folder / f"{name}-decoded.wav"
-            ffmpeg.decode_to_wav(source, decoded)
-            source = decoded
-        clipping = summarise_clipping(source, threshold)
-        output = folder / f"{name}-restored.wav"
-        # the plateaus the summary found: restore_file does not read the file again for them
-        account = restore_file(source, output, loaded, threshold=threshold, progress=progress, level=clipping.level)
+        try:
+            reason = ffmpeg.libsndfile_error(source)
+            if reason is not None:  # AAC: FFmpeg decodes it once; the page reads and plays that WAV
+                ffmpeg.probe(source, reason)
+                folder.mkdir(parents=True)
+                decoded = folder / f"{name}-decoded.wav"
+                decode_to_float_wav(source, decoded)
+                source = decoded
+            clipping = summarise_clipping(source, threshold)
+            output = folder / f"{name}-restored.wav"
+            # the plateaus the summary found: restore_file does not read the file again for them
+            account = restore_file(source, output, loaded, threshold=threshold, progress=progress, level=clipping.level)
+        except BaseException:  # a failed job leaves nothing in the work folder
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         info = sf.info(output)
         return Restoration(source, output, account, clipping, info.samplerate, info.frames / info.samplerate)

@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from declip.data import ffmpeg
 from declip.data.audio_files import AUDIO_EXTENSIONS, find_inputs
-from declip.data.ffmpeg import FFMPEG_EXTENSIONS
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
@@ -26,7 +26,7 @@ from declip.zoo.registry import DEFAULT_MODEL
 def _inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """``(file, name relative to its input folder)`` for every input audio file, and the failures."""
     # restore_file reads files, not archive members; libsndfile's formats and FFmpeg's (AAC)
-    found, failures = find_inputs(paths, archives=False, extensions=AUDIO_EXTENSIONS + FFMPEG_EXTENSIONS)
+    found, failures = find_inputs(paths, archives=False, extensions=AUDIO_EXTENSIONS + ffmpeg.FFMPEG_EXTENSIONS)
     return [(Path(source.path), relative) for source, relative in found], failures
 
 
@@ -68,6 +68,13 @@ def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted
     from declip.data.recordings import scan_recordings
     from declip.training.adapt import AdaptSettings, adapt
 
+    reason = ffmpeg.libsndfile_error(file)
+    if reason is not None:  # adaptation reads its recordings through libsndfile
+        ffmpeg.probe(file, reason)  # neither reads it: that message
+        raise ConfigError(
+            f"--adapt reads WAV, FLAC, Ogg, Opus and MP3 files, not {file.suffix or 'this format'}; "
+            "restore it without --adapt, or convert it to FLAC first"
+        )
     recordings, failures = scan_recordings([file], threshold)
     if failures:
         raise ConfigError(failures[0][1])

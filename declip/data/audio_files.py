@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 ARCHIVE_EXTENSIONS = (".zip", ".pk3")
-NO_AUDIO = "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3)"
+NO_AUDIO = "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3; restore and analyze: AAC too)"
 
 
 @dataclass(frozen=True)

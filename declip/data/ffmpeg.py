@@ -9,8 +9,10 @@ sample for sample with what was encoded; a raw ADTS ``.aac`` stream carries no s
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,35 +24,22 @@ FFMPEG_EXTENSIONS = (".m4a", ".mp4", ".aac")
 INSTALL = "pip install 'declip[aac]' (PyAV, which brings FFmpeg)"
 
 
-def libsndfile_reads(path: str | Path) -> bool:
-    """Whether libsndfile opens ``path`` (WAV, FLAC, Ogg, Opus, MP3, AIFF ...)."""
+def libsndfile_error(path: str | Path) -> str | None:
+    """Why libsndfile cannot open ``path`` (WAV, FLAC, Ogg, Opus, MP3, AIFF ... it opens), or ``None``."""
     try:
         sf.info(path)
-    except (sf.LibsndfileError, RuntimeError):
-        return False
-    return True
+    except (sf.LibsndfileError, RuntimeError) as error:
+        return str(error)
+    return None
 
 
 def available() -> bool:
+    """Whether PyAV, and so FFmpeg, is installed."""
     return importlib.util.find_spec("av") is not None
 
 
-def probe(path: str | Path, libsndfile_error: Exception | str) -> None:
-    """Check that FFmpeg reads ``path``, which libsndfile could not open (``libsndfile_error``); raises
-    a one-line ``ConfigError`` saying why not: FFmpeg is not installed (an AAC file name: how to
-    install it; any other: libsndfile's reason), it cannot read the file either, or finds no audio."""
-    if not available():
-        if Path(path).suffix.lower() in FFMPEG_EXTENSIONS:
-            raise ConfigError(f"{Path(path).suffix} files are decoded by FFmpeg: {INSTALL}")
-        raise ConfigError(f"unreadable audio ({libsndfile_error})")
-    av = _av()
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as error:
-        raise ConfigError(f"unreadable audio ({libsndfile_error}; FFmpeg: {error})") from error
-    with container:
-        if not container.streams.audio:
-            raise ConfigError("the file holds no audio stream")
+class _NotOpened(Exception):
+    """FFmpeg cannot open the file at all (the message: FFmpeg's reason)."""
 
 
 def _av():
@@ -61,63 +50,82 @@ def _av():
     return av
 
 
-def _open(av, source):
+@contextlib.contextmanager
+def _audio_stream(source):
+    """``(av, container, stream)``: the first audio stream of ``source`` with its decoder, closed after.
+    ``_NotOpened`` when FFmpeg cannot open it; ``ConfigError`` with no audio stream or no decoder for it."""
+    av = _av()
     try:
         container = av.open(source if isinstance(source, io.BytesIO) else str(source))
-    except (av.FFmpegError, OSError) as error:
-        raise ConfigError(f"unreadable audio (FFmpeg: {error})") from error
-    if not container.streams.audio:
+    except (av.FFmpegError, OSError, ValueError) as error:
+        raise _NotOpened(str(error)) from error
+    try:
+        if not container.streams.audio:
+            raise ConfigError("the file holds no audio stream")
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise ConfigError("FFmpeg has no decoder for its audio stream")
+        yield av, container, stream
+    finally:
         container.close()
-        raise ConfigError("the file holds no audio stream")
-    return container
 
 
-def _frames(source):
-    """``(rate, channels, iterator of (frames, channels) float32 blocks)`` of the first audio stream."""
-    av = _av()
-    container = _open(av, source)
-    stream = container.streams.audio[0]
-    rate, layout = stream.codec_context.sample_rate, stream.codec_context.layout
-    resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)  # any sample format to packed float32
+def probe(path: str | Path, libsndfile_reason: str) -> None:
+    """Check that FFmpeg decodes ``path``, which libsndfile could not open (``libsndfile_reason``); raises
+    a one-line ``ConfigError`` saying why not: FFmpeg is not installed (an AAC file name: how to
+    install it; any other: libsndfile's reason), or libsndfile's reason and FFmpeg's (it cannot open
+    the file, finds no audio stream or has no decoder for it)."""
+    if not available():
+        if Path(path).suffix.lower() in FFMPEG_EXTENSIONS:
+            raise ConfigError(f"{Path(path).suffix} files are decoded by FFmpeg: {INSTALL}")
+        raise ConfigError(f"unreadable audio ({libsndfile_reason})")
+    try:
+        with _audio_stream(path):
+            pass
+    except (_NotOpened, ConfigError) as error:
+        raise ConfigError(f"unreadable audio ({libsndfile_reason}; FFmpeg: {error})") from error
 
-    def blocks():
-        try:
-            for packet in container.demux(stream):  # the last, empty packet flushes the decoder
-                for frame in packet.decode():
-                    for out in resampler.resample(frame):
+
+@contextlib.contextmanager
+def frames(source: str | Path | io.BytesIO) -> Iterator[tuple[int, int, Iterator[np.ndarray]]]:
+    """``(rate, channels, blocks)`` of the first audio stream of ``source`` (a path, or bytes in a
+    ``BytesIO``): ``blocks`` yields its samples in order as ``(frames, channels)`` float32 arrays, any
+    sample format converted. The file closes when the ``with`` block ends. Raises ``ConfigError``
+    (one line) when FFmpeg is missing, cannot read it, or the stream breaks off."""
+    try:
+        with _audio_stream(source) as (av, container, stream):
+            context = stream.codec_context
+            rate, layout = context.sample_rate, context.layout
+            try:
+                resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)  # packed float32
+            except (av.FFmpegError, ValueError) as error:
+                raise ConfigError(f"FFmpeg cannot convert its samples ({error})") from error
+
+            def blocks() -> Iterator[np.ndarray]:
+                try:
+                    for packet in container.demux(stream):  # the last, empty packet flushes the decoder
+                        for frame in packet.decode():
+                            for out in resampler.resample(frame):
+                                yield out.to_ndarray().reshape(-1, layout.nb_channels)
+                    for out in resampler.resample(None):
                         yield out.to_ndarray().reshape(-1, layout.nb_channels)
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1, layout.nb_channels)
-        except av.FFmpegError as error:
-            raise ConfigError(f"the audio stream breaks off ({error})") from error
-        finally:
-            container.close()
+                except av.FFmpegError as error:
+                    raise ConfigError(f"the audio stream breaks off ({error})") from error
 
-    return rate, layout.nb_channels, blocks()
+            yield rate, layout.nb_channels, blocks()
+    except _NotOpened as error:
+        raise ConfigError(f"unreadable audio (FFmpeg: {error})") from error
 
 
 def decode(source: str | Path | io.BytesIO) -> tuple[np.ndarray, int]:
-    """The samples of ``source`` (a path or bytes in a ``BytesIO``) as ``(frames, channels)`` float32 and
-    the rate. Raises ``ConfigError`` (one line) when FFmpeg is missing or cannot read it."""
-    rate, channels, blocks = _frames(source)
-    data = list(blocks)
+    """The samples of ``source`` (a path, or bytes in a ``BytesIO``) as ``(frames, channels)`` float32
+    and the rate. Raises ``ConfigError`` (one line) as :func:`frames` does, or when it holds no samples."""
+    with frames(source) as (rate, channels, blocks):
+        data = list(blocks)
     audio = np.concatenate(data) if data else np.zeros((0, channels), np.float32)
     if len(audio) == 0:
         raise ConfigError("the file holds no samples")
     return audio, rate
-
-
-def decode_to_wav(path: str | Path, wav: str | Path) -> sf._SoundFileInfo:
-    """Decode ``path`` into the float WAV file ``wav`` block by block (memory does not grow with the
-    length); returns the WAV's ``sf.info``. Raises ``ConfigError`` as :func:`decode` does."""
-    rate, channels, blocks = _frames(path)
-    with sf.SoundFile(wav, "w", rate, channels, "FLOAT", format="WAV") as out:
-        for block in blocks:
-            out.write(block)
-    info = sf.info(wav)
-    if info.frames == 0:
-        raise ConfigError("the file holds no samples")
-    return info
 
 
 def encode_aac(audio: np.ndarray, sample_rate: int, kbps: float) -> bytes:

@@ -61,7 +61,7 @@ def read_audio(path: str | Path) -> tuple[Tensor, int]:
     try:
         data, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:  # AAC and other formats: FFmpeg, when it reads them
-        ffmpeg.probe(path, error)
+        ffmpeg.probe(path, str(error))
         data, rate = ffmpeg.decode(path)
     if data.shape[0] == 0:
         raise ConfigError("the file holds no samples")

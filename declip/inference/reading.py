@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from declip.data import ffmpeg
+from declip.errors import ConfigError
 from declip.inference.prefetch import ordered_map
+from declip.inference.wavwrite import FloatWavWriter
 
 PARALLEL_FORMATS = ("FLAC", "WAV", "WAVEX", "RF64", "W64", "AIFF")  # sample-exact seeks (MP3 and Ogg: not so)
 DECODE_THREADS = min(8, os.cpu_count() or 1)
@@ -78,3 +81,17 @@ def read_blocks(
 
     with SharedReader(path) as reader:  # closed after the pool has finished with it
         yield from ordered_map(read, range(0, frames, block), threads)
+
+
+def decode_to_float_wav(path: str | Path, wav: str | Path):
+    """Decode ``path``, a file only FFmpeg reads (AAC), into the float WAV ``wav`` block by block (memory
+    does not grow with the length; RF64 past 4 GiB); returns the WAV's ``sf.info``. Raises a one-line
+    ``ConfigError`` when FFmpeg cannot read it or it holds no samples."""
+    start = 0
+    with ffmpeg.frames(path) as (rate, channels, blocks), FloatWavWriter(wav, rate, channels) as out:
+        for block in blocks:
+            out.write_at(start, block)
+            start += len(block)
+    if start == 0:
+        raise ConfigError("the file holds no samples")
+    return sf.info(wav)

@@ -15,13 +15,13 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from declip.data.ffmpeg import decode_to_wav, probe
+from declip.data.ffmpeg import probe
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
 from declip.inference.methods import RestoreMethod
 from declip.inference.prefetch import ordered_map, prefetched
-from declip.inference.reading import DECODE_THREADS, SharedReader, read_blocks
+from declip.inference.reading import DECODE_THREADS, SharedReader, decode_to_float_wav, read_blocks
 from declip.inference.wavwrite import FloatWavWriter
 from declip.physics import ClipMasks, Clipping
 
@@ -221,7 +221,7 @@ def restore_file(
         target.parent.mkdir(parents=True, exist_ok=True)
         readable = file
         if info is None:  # a format libsndfile cannot open (AAC): FFmpeg decodes it once, into a float WAV
-            info, readable = decode_to_wav(file, temporary.decoded), temporary.decoded
+            info, readable = decode_to_float_wav(file, temporary.decoded), temporary.decoded
         rate, channels = info.samplerate, info.channels
         model_rate = model.sample_rate or rate
         align = model.hop if rate == model_rate else 1
@@ -270,7 +270,7 @@ def _info(file: Path):
     try:
         info = sf.info(file)
     except (sf.LibsndfileError, RuntimeError) as error:
-        probe(file, error)
+        probe(file, str(error))
         return None
     if info.frames <= 0:
         raise ConfigError("the file holds no samples")

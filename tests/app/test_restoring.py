@@ -145,6 +145,12 @@ def test_an_aac_upload_is_decoded_once_and_restored_as_declip_restore_restores_i
     assert "lossy-coded" in result.account
     expected = restore_file(source, tmp_path / "cli.wav", restorer.model(str(checkpoint)))
     assert result.account == expected and result.output.read_bytes() == (tmp_path / "cli.wav").read_bytes()
+    jobs = set((tmp_path / "work").iterdir())
     (tmp_path / "notes.m4a").write_text("not audio")
-    with pytest.raises(ConfigError, match="unreadable audio"):
+    with pytest.raises(ConfigError, match=r"unreadable audio \(.+; FFmpeg: .+\)"):
         restorer.restore(tmp_path / "notes.m4a", str(checkpoint), "auto")
+    data = source.read_bytes()
+    (tmp_path / "cut.m4a").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match="unreadable audio"):
+        restorer.restore(tmp_path / "cut.m4a", str(checkpoint), "auto")
+    assert set((tmp_path / "work").iterdir()) == jobs  # a failed job leaves nothing behind

@@ -282,6 +282,17 @@ def test_coded_restore(tmp_path, corpus):
                 assert all(v < float(level) + 0.5 for v, level in zip(values, LEVELS))
 
 
+def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
+    out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music",
+              "--codecs", "none", "mp3", "--true-masks", cwd=tmp_path)  # fmt: skip
+    rows = {(row[0], row[1]): [number(cell) for cell in row[2:9]] for row in table(out, "codec")}
+    arms = {"none": ("given", "detected", "true masks"), "mp3": ("given", "detected", "true masks", "cap")}
+    assert list(rows) == [(codec, arm) for codec in arms for arm in (*arms[codec], "share found", "input SDR")]
+    assert rows[("none", "true masks")] == rows[("none", "given")]  # uncoded, the plateaus are the true mask
+    # a perfect declipper under the codec's noise beats any restoration
+    assert all(c > t for c, t in zip(rows[("mp3", "cap")], rows[("mp3", "true masks")]))
+
+
 @smoke("stream_throughput.py")
 def test_stream_throughput(tmp_path, corpus):
     out = run("stream_throughput.py", "--root", corpus, "--config", ROOT / "configs/music.yaml", "--tracks", 2,

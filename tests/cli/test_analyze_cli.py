@@ -83,6 +83,19 @@ def test_aac_files_in_a_folder_are_found_analyzed_and_restored(coded, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["album", "clip.wav"]  # no temporaries left
 
 
+def test_adapting_on_an_aac_file_is_refused_with_one_line_and_the_batch_goes_on(coded, tmp_path):
+    other = tmp_path / "other.mp3"
+    other.write_bytes((coded / "song.mp3").read_bytes())
+    result = declip("restore", coded / "song.m4a", other, "--adapt", "2", "-o", tmp_path / "out")
+    assert result.returncode == 1
+    assert "declip: error: " in result.stderr and "--adapt reads WAV, FLAC, Ogg, Opus and MP3 files, not .m4a" in (
+        result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other.wav"]  # the MP3 after it: restored
+    assert "other.mp3 -> " in result.stdout
+
+
 def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF garbage")
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 16000)

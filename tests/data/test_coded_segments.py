@@ -1,4 +1,4 @@
-"""Clip, then code: training segments coded by real encoders (LAME, libopus) and measured under a band."""
+"""Clip, then code: training segments coded by real encoders (LAME, libopus, FFmpeg's AAC) and measured under a band."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ def clipped_item(level_db: float = 5.0) -> dict[str, torch.Tensor]:
     return {"y": torch.clamp(x, -theta, theta), "x": x, "high": theta, "low": -theta, "input_sdr": torch.tensor(5.0)}
 
 
-@pytest.mark.parametrize("codec,kbps", [("mp3", 128), ("opus", 96)])
+@pytest.mark.parametrize("codec,kbps", [("mp3", 128), ("opus", 96), ("aac", 64)])
 def test_a_coded_item_is_the_decoded_segment_clipped_at_the_band_edge(codec, kbps):
     item = clipped_item()
     coding = CodedClipping({codec: kbps}, band_range=(0.03, 0.03), margin=MARGIN)

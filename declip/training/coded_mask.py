@@ -6,7 +6,8 @@ libsndfile, or with ``--codecs ... aac`` FFmpeg's AAC at 96-256 kbps through PyA
 coded window over the level the encoder leaves (``g θ``), the label is the clipped window's plateaus. No
 clean audio enters the labels: a folder of hard-clipped recordings would give the same pairs.
 
-    python -m declip.training.coded_mask --music data/music --out declip/detection/coded_mask.safetensors
+    python -m declip.training.coded_mask --music data/music --items 8000 --steps 6000 --codecs mp3 opus aac \
+        --out declip/detection/coded_mask.safetensors  # the shipped network
 """
 
 from __future__ import annotations

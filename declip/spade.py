@@ -106,6 +106,12 @@ def ranking_power(spectrum: Tensor) -> Tensor:
     return p
 
 
+def kth_power(ranked: Tensor, k: int) -> Tensor:
+    """The k-th largest of each row of ``ranked`` ``(frames, bins)`` (:func:`ranking_power`), ``(frames, 1)``: the
+    level a hard threshold keeping k per frame, ties included, keeps at or above."""
+    return ranked.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
+
+
 def hard_threshold(coefficients: Tensor, k: int, keep_ties: bool = False) -> Tensor:
     """``hard_thresholding.m`` on half spectra ``(frames, bins)``: keep the k largest by :func:`ranking_power`, zero
     the rest; k at least the half length keeps everything. Exactly k (the sort's order breaks ties), or with
@@ -114,8 +120,7 @@ def hard_threshold(coefficients: Tensor, k: int, keep_ties: bool = False) -> Ten
         return coefficients
     ranked = ranking_power(coefficients)
     if keep_ties:
-        level = ranked.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
-        return torch.where(ranked >= level, coefficients, 0)
+        return torch.where(ranked >= kth_power(ranked, k), coefficients, 0)
     kept = torch.topk(ranked, k, dim=1, sorted=False).indices
     mask = torch.zeros(ranked.shape, dtype=torch.bool, device=ranked.device).scatter_(1, kept, True)
     return torch.where(mask, coefficients, 0)

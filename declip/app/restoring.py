@@ -93,9 +93,7 @@ class Restorer:
         folder = self.workdir / uuid.uuid4().hex
         name = source.stem
         try:
-            reason = ffmpeg.libsndfile_error(source)
-            if reason is not None:  # AAC: FFmpeg decodes it once; the page reads and plays that WAV
-                ffmpeg.probe(source, reason)
+            if ffmpeg.only_ffmpeg_reads(source):  # AAC: FFmpeg decodes it once; the page reads and plays that WAV
                 folder.mkdir(parents=True)
                 decoded = folder / f"{name}-decoded.wav"
                 decode_to_float_wav(source, decoded)

@@ -52,6 +52,9 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
     return load_model(model, device=device, precision=precision)
 
 
+NO_PLATEAUS = "not adapted: no plateaus found (adaptation learns from plateaus, which lossy coding smears); "
+
+
 class _Adapted(NamedTuple):
     """The model to restore a file with, a note for its line, whether Ctrl-C stopped the adaptation, and
     the plateaus found in the file while adapting (restoring it takes them: detected once per file)."""
@@ -68,9 +71,7 @@ def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted
     from declip.data.recordings import scan_recordings
     from declip.training.adapt import AdaptSettings, adapt
 
-    reason = ffmpeg.libsndfile_error(file)
-    if reason is not None:  # adaptation reads its recordings through libsndfile
-        ffmpeg.probe(file, reason)  # neither reads it: that message
+    if ffmpeg.only_ffmpeg_reads(file):  # adaptation reads its recordings through libsndfile
         raise ConfigError(
             f"--adapt reads WAV, FLAC, Ogg, Opus and MP3 files, not {file.suffix or 'this format'}; "
             "restore it without --adapt, or convert it to FLAC first"
@@ -80,7 +81,7 @@ def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted
         raise ConfigError(failures[0][1])
     recording = recordings[0]
     if not bool(recording.clipped.any()):
-        return _Adapted(model, "not adapted: no clipping found; ", False, recording.level)
+        return _Adapted(model, NO_PLATEAUS, False, recording.level)
     adapted, report = adapt(model, recordings, AdaptSettings.per_file(steps), progress=False)
     if not report.adapted:  # stopped during warm-up: restore with the base model, and say so
         note = f"not adapted: stopped by Ctrl-C after {report.steps} step(s), base model used; "
@@ -177,10 +178,10 @@ def run_restore(argv: list[str]) -> int:
                     if adapted.interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
                         failures += [(str(f), "not restored: stopped by Ctrl-C") for f, _ in files[position + 1 :]]
                         break
-                except ConfigError as error:
-                    failures.append((str(file), str(error)))
                 except Exception as error:  # whatever one file raises, the batch goes on
-                    failures.append((str(file), _one_line(error)))
+                    failures.append((str(file), str(error) if isinstance(error, ConfigError) else _one_line(error)))
+                    if claimed.get(target.resolve()) == file:  # it wrote nothing: the name is free again
+                        del claimed[target.resolve()]
                 bar.remove_task(task)
                 settled = position + 1
         except _Stopped as signal_stop:  # SIGTERM or Ctrl-C: temp files are gone (restore_file's finally)

@@ -54,10 +54,7 @@ def _levels(codec: str, kbps: float, channels: int) -> dict:
     raise ValueError(f"codec must be one of {CODECS}; got {codec!r}")
 
 
-def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
-    """The encoded bytes of ``audio`` ``(frames, channels)`` and the rate they are stored at."""
-    if codec == "aac":
-        return encode_aac(audio, sample_rate, kbps), sample_rate
+def _libsndfile_encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
     rate = 48000 if codec == "opus" else sample_rate
     if rate != sample_rate:
         audio = _resample(audio, sample_rate, rate)
@@ -66,13 +63,43 @@ def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tupl
     return buffer.getvalue(), rate
 
 
+def _libsndfile_decode(data: bytes) -> np.ndarray:
+    return sf.read(io.BytesIO(data), dtype="float32", always_2d=True)[0]
+
+
+def _ffmpeg_encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
+    return encode_aac(audio, sample_rate, kbps), sample_rate
+
+
+def _ffmpeg_decode(data: bytes) -> np.ndarray:
+    return decode(io.BytesIO(data))[0]
+
+
+_LIBRARIES = {
+    "mp3": (_libsndfile_encode, _libsndfile_decode),
+    "opus": (_libsndfile_encode, _libsndfile_decode),
+    "vorbis": (_libsndfile_encode, _libsndfile_decode),
+    "aac": (_ffmpeg_encode, _ffmpeg_decode),
+}
+"""Each codec's encoder and decoder: ``encode(audio, rate, codec, kbps) -> (bytes, stored rate)``, ``decode(bytes)``."""
+
+
+def _library(codec: str):
+    if codec not in _LIBRARIES:
+        raise ValueError(f"codec must be one of {CODECS}; got {codec!r}")
+    return _LIBRARIES[codec]
+
+
+def encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
+    """The encoded bytes of ``audio`` ``(frames, channels)`` and the rate they are stored at."""
+    return _library(codec)[0](audio, sample_rate, codec, kbps)
+
+
 def code(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> np.ndarray:
     """``audio`` ``(frames, channels)`` encoded and decoded again, at ``sample_rate``, same length."""
-    data, rate = encode(audio, sample_rate, codec, kbps)
-    if codec == "aac":
-        decoded, _ = decode(io.BytesIO(data))
-    else:
-        decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    encoder, decoder = _library(codec)
+    data, rate = encoder(audio, sample_rate, codec, kbps)
+    decoded = decoder(data)
     if rate != sample_rate:
         decoded = _resample(decoded, rate, sample_rate)
     out = np.zeros((audio.shape[0], audio.shape[1]), dtype=np.float32)

@@ -33,6 +33,16 @@ def libsndfile_error(path: str | Path) -> str | None:
     return None
 
 
+def only_ffmpeg_reads(path: str | Path) -> bool:
+    """``False`` when libsndfile opens ``path``; ``True`` when only FFmpeg decodes it (AAC). Raises the
+    one-line ``ConfigError`` of :func:`probe` when neither does."""
+    reason = libsndfile_error(path)
+    if reason is None:
+        return False
+    probe(path, reason)
+    return True
+
+
 def available() -> bool:
     """Whether PyAV, and so FFmpeg, is installed."""
     return importlib.util.find_spec("av") is not None

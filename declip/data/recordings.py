@@ -91,8 +91,9 @@ def require_clipping(recordings: list[Recording], failures: list[tuple[str, str]
         raise ConfigError(f"no readable clipped recording to adapt on ({reasons})")
     if not any(bool(r.clipped.any()) for r in recordings):
         raise ConfigError(
-            f"no clipped samples in any of the {len(recordings)} file(s) (no plateau at a clip level was found): "
-            "there is nothing to adapt to"
+            f"no clipped samples in any of the {len(recordings)} file(s): no plateau at a clip level was found, and "
+            "adaptation learns from plateaus (clipping before lossy coding, as in MP3, Ogg or AAC files, leaves none; "
+            "declip restore finds it without adapting): there is nothing to adapt to"
         )
 
 

@@ -58,11 +58,13 @@ class FileAnalysis:
 def read_audio(path: str | Path) -> tuple[Tensor, int]:
     """``(channels, frames)`` float32 samples and the rate (formats libsndfile cannot open, such as AAC,
     through FFmpeg); one-line ``ConfigError`` on bad input."""
-    try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:  # AAC and other formats: FFmpeg, when it reads them
-        ffmpeg.probe(path, str(error))
+    if ffmpeg.only_ffmpeg_reads(path):
         data, rate = ffmpeg.decode(path)
+    else:
+        try:
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as error:  # opened, then broke off
+            raise ConfigError(f"unreadable audio ({error})") from error
     if data.shape[0] == 0:
         raise ConfigError("the file holds no samples")
     audio = torch.from_numpy(data.T.copy())

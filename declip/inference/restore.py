@@ -15,7 +15,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from declip.data.ffmpeg import probe
+from declip.data.ffmpeg import only_ffmpeg_reads
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
@@ -267,11 +267,9 @@ def _check_target(file: Path, target: Path, subtype: str, overwrite: bool) -> No
 def _info(file: Path):
     """libsndfile's ``sf.info``; ``None`` when only FFmpeg reads the file (AAC). ``ConfigError`` when
     neither does, or it holds no samples."""
-    try:
-        info = sf.info(file)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        probe(file, str(error))
+    if only_ffmpeg_reads(file):
         return None
+    info = sf.info(file)
     if info.frames <= 0:
         raise ConfigError("the file holds no samples")
     return info

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from declip.config import capture_init
 from declip.errors import ConfigError
-from declip.spade import admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
+from declip.spade import admm, dual_window, hann, hard_threshold, kth_power, power, ranking_power, schedule
 
 TINY = 1e-30  # floor of powers before their logarithm (float32 keeps it)
 SIGMOID_RANGE = 30.0  # gains stay >= 1e-13: no subnormal floats, which are slow on CPUs
@@ -217,7 +217,7 @@ class UnfoldedSPADE(nn.Module):
             # gradient grew geometrically with K (1e23 at K = 64, inf at 128); v * gain keeps it bounded
             with torch.no_grad():
                 p = ranking_power(v)
-                level = p.topk(self.sparsities[i], dim=1, sorted=False).values.amin(1, keepdim=True)
+                level = kth_power(p, self.sparsities[i])
                 log_ratio = p.clamp_(min=TINY).log_().sub_(level.clamp(min=TINY).log())
             gain = torch.sigmoid(
                 (sharp[i] * (log_ratio - self.offset[i][self.band])).clamp(-SIGMOID_RANGE, SIGMOID_RANGE)

@@ -94,6 +94,20 @@ def test_adapting_on_an_aac_file_is_refused_with_one_line_and_the_batch_goes_on(
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["other.wav"]  # the MP3 after it: restored
     assert "other.mp3 -> " in result.stdout
+    # clipped, then coded: no plateaus to adapt on, said so, and restored with the coded masks all the same
+    assert "not adapted: no plateaus found (adaptation learns from plateaus, which lossy coding smears)" in (
+        result.stdout
+    )
+    assert "then lossy-coded" in result.stdout
+
+
+def test_adapt_on_coded_files_only_says_why_there_is_nothing_to_adapt_to(coded, tmp_path):
+    result = declip("adapt", coded / "song.mp3", coded / "song.ogg", "--steps", "2", "-o", tmp_path / "adapted")
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert "no clipped samples in any of the 2 file(s)" in line and "lossy coding" in line
+    assert "declip restore finds it without adapting" in line
+    assert not (tmp_path / "adapted").exists()
 
 
 def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):

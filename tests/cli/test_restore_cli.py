@@ -98,6 +98,26 @@ def test_same_names_in_two_folders_do_not_collide(checkpoint, tmp_path):
     assert (tmp_path / "out/a/x.wav").exists() and (tmp_path / "out/b/x.wav").exists()
 
 
+def test_two_inputs_for_one_output_name_the_first_that_writes_it(checkpoint, tmp_path, capsys):
+    folder, out = tmp_path / "in", tmp_path / "out"
+    clipped_wav(folder / "song.flac", subtype=None, seed=6)  # writes song.wav
+    clipped_wav(folder / "song.wav")  # refused: that name is taken
+    (folder / "take.flac").write_bytes(b"fLaC garbage")  # unreadable: writes nothing, so take.wav may
+    clipped_wav(folder / "take.wav")
+    assert main(["restore", str(folder), "-o", str(out), "--model", str(checkpoint)]) == 1
+    captured = capsys.readouterr()
+    assert "restored 2 file(s), 2 failed" in captured.out
+    assert f"{folder / 'song.flac'} -> " in captured.out and f"{folder / 'take.wav'} -> " in captured.out
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2, errors
+    taken = f"song.wav: {folder / 'song.flac'} already writes {out / 'song.wav'}; restore them separately"
+    assert errors[0].endswith(taken)
+    assert "take.flac: unreadable audio" in errors[1]
+    for name, source in (("song.wav", "song.flac"), ("take.wav", "take.wav")):
+        restored, y = sf.read(out / name)[0], sf.read(folder / source)[0]
+        assert np.array_equal(restored[np.abs(y) < 0.29], y[np.abs(y) < 0.29])  # that input's samples
+
+
 def test_bad_arguments_and_models_give_one_line(checkpoint, tmp_path, capsys):
     src = clipped_wav(tmp_path / "song.wav")
     garbage = tmp_path / "garbage.ckpt"

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
 from declip.data.codecs import code
-from declip.detection.coded_mask import LearnedMaskClipping
+from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping
 from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
 from declip.inference.restore import restore_array
@@ -84,11 +85,11 @@ class BandClipping(Clipping):
         return BandClipping(self.high.to(device), self.low.to(device))
 
 
-def given_physics(level: float, mask: str, band: float) -> Clipping:
+def given_physics(level: float, mask: str, band: float, net: ClipMaskNet | None = None) -> Clipping:
     if mask == "band":
         return BandClipping(torch.full((1, 1), (1 - band) * level))
     both = torch.ones(1, 2, dtype=torch.bool)
-    return LearnedMaskClipping(torch.full((1, 1), level), torch.full((1, 1), -level), both)
+    return LearnedMaskClipping(torch.full((1, 1), level), torch.full((1, 1), -level), both, net)
 
 
 class TrueMaskClipping(LearnedMaskClipping):
@@ -112,7 +113,7 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     if codec == "none":
         given, _ = restore_array(yt, rate, model, threshold=theta)
     else:
-        physics = given_physics(gain * theta, args.mask, args.band)
+        physics = given_physics(gain * theta, args.mask, args.band, args.net)
         measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
         given = restore_measured(yt, rate, model, measurement)
     detected, report = restore_array(yt, rate, model)
@@ -142,14 +143,20 @@ def main() -> None:
     parser.add_argument("--sqam", default="../shared/benchmarks/sqam")
     parser.add_argument("--model", default="unet-music-reclip")
     parser.add_argument("--mask", choices=["learned", "band"], default="learned", help="the given arm's coded masks")
+    parser.add_argument("--masks", help="the given arm's mask network weights (.safetensors; default: the shipped)")
     parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band (--mask band)")
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
     parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     args = parser.parse_args()
     model = load_model(args.model, precision="fp32")
+    args.net = None
+    if args.masks:
+        args.net = ClipMaskNet()
+        args.net.load_state_dict(load_file(args.masks))
+        args.net.eval().requires_grad_(False)
     gains = {codec: codec_gain(codec) for codec in args.codecs}
-    masks = f"band δ {args.band}" if args.mask == "band" else "learned masks"
+    masks = f"band δ {args.band}" if args.mask == "band" else f"learned masks ({args.masks or 'shipped'})"
     print(f"model {args.model}, given arm: {masks}, encoder gains {gains}")
     start = time.time()
     for name, items in signals(args).items():

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from declip.data.codecs import ENCODER_GAINS, code
@@ -34,11 +34,17 @@ PAD = 0.1  # seconds coded on each side of a window and dropped (the codec's sta
 
 
 def coded_pairs(
-    files: Sequence[str | Path], count: int, seed: int, seconds: float = 1.0, codecs: Sequence[str] = ("mp3", "opus")
+    files: Sequence[str | Path],
+    count: int,
+    seed: int,
+    seconds: float = 1.0,
+    codecs: Sequence[str] = ("mp3", "opus"),
+    sdrs: tuple[float, float] = (1.0, 20.0),
 ) -> tuple[Tensor, Tensor]:
     """``count`` pairs ``(u, clipped)``, each ``(count, frames)``: ``u = y / (g θ)`` of a coded clipped
-    window and its plateau mask (bool), from random windows of ``files`` (one random channel), each coded
-    by one of ``codecs`` (keys of :data:`BITRATES`) at one of its bit rates."""
+    window and its plateau mask (bool), from random windows of ``files`` (one random channel) clipped at an
+    input SDR drawn uniformly from ``sdrs`` (dB), each coded by one of ``codecs`` (keys of :data:`BITRATES`)
+    at one of its bit rates."""
     rng = random.Random(seed)
     infos = {str(f): sf.info(f) for f in files}
     inputs, labels = [], []
@@ -53,7 +59,7 @@ def coded_pairs(
         x = audio[:, rng.randrange(audio.shape[1])][:, None]
         if float(np.sqrt(np.mean(x**2))) < 1e-3:  # near silence: nothing to clip
             continue
-        theta = float(threshold_for_sdr(torch.from_numpy(x.T.copy())[None], rng.uniform(1.0, 20.0)))
+        theta = float(threshold_for_sdr(torch.from_numpy(x.T.copy())[None], rng.uniform(*sdrs)))
         clipped = np.clip(x, -theta, theta)
         codec = rng.choice(sorted(codecs))
         y = code(clipped, rate, codec, rng.choice(BITRATES[codec]))[pad:-pad, 0]
@@ -81,13 +87,17 @@ def train_mask_net(
     lr: float = 2e-3,
     seed: int = 0,
     log_every: int = 250,
+    init: ClipMaskNet | None = None,
 ) -> ClipMaskNet:
     """A network trained ``steps`` Adam steps (one-cycle) on random ``frames``-sample crops of the
     ``train`` pairs, flipped in sign at random and scaled by a 1 % level error; binary cross-entropy
-    weighted towards samples over 30 % of the level. Prints the valid pairs' errors as it goes."""
+    weighted towards samples over 30 % of the level; from ``init``'s weights when given (fine-tuning). Prints
+    the valid pairs' errors as it goes."""
     torch.manual_seed(seed)
     u_all, m_all = train[0], train[1].float()
     net = ClipMaskNet()
+    if init is not None:
+        net.load_state_dict(init.state_dict())
     optimizer = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
     start = time.time()
@@ -121,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--codecs", nargs="+", default=["mp3", "opus"], choices=sorted(BITRATES))
+    parser.add_argument(
+        "--sdr", nargs=2, type=float, default=[1.0, 20.0], metavar=("LOW", "HIGH"),
+        help="input SDR range (dB) of the training pairs; validation pairs: always 1-20 dB",
+    )  # fmt: skip
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
+    parser.add_argument("--init", help="start from these weights (a .safetensors of ClipMaskNet): fine-tuning")
     parser.add_argument("--out", default="coded_mask.safetensors")
     args = parser.parse_args(argv)
     music = Path(args.music)
@@ -128,12 +144,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not train_files or not valid_files:
         raise SystemExit(f"{music}: no train/*/mixture.* or valid/*/mixture.* tracks; build it with declip data build")
     started = time.time()
-    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs)
+    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=tuple(args.sdr))
     valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
     print(f"{args.items} + {args.valid_items} pairs in {time.time() - started:.0f} s; "
           f"a band at 97 % of the level errs {band:.4f} per clipped sample", flush=True)  # fmt: skip
-    net = train_mask_net(train, valid, args.steps, seed=args.seed)
+    init = None
+    if args.init:
+        init = ClipMaskNet()
+        init.load_state_dict(load_file(args.init))
+        print(f"{args.init}: valid errors per clipped sample {mask_errors(init.eval(), *valid):.4f} before", flush=True)
+    net = train_mask_net(train, valid, args.steps, lr=args.lr, seed=args.seed, init=init)
     save_file(net.state_dict(), args.out)
     print(f"wrote {args.out}")
 

@@ -293,6 +293,25 @@ def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     assert all(c > t for c, t in zip(rows[("mp3", "cap")], rows[("mp3", "true masks")]))
 
 
+def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, corpus):
+    import torch
+    from safetensors.torch import save_file
+
+    from declip.detection.coded_mask import ClipMaskNet
+
+    silent = ClipMaskNet()
+    torch.nn.init.constant_(silent.out.bias, -100.0)  # marks no sample clipped: nothing to restore
+    save_file(silent.state_dict(), tmp_path / "silent.safetensors")
+    args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "mp3")
+    shipped = {(r[0], r[1]): r[2:9] for r in table(run("coded_restore.py", *args, cwd=tmp_path), "codec")}
+    out = run("coded_restore.py", *args, "--masks", tmp_path / "silent.safetensors", cwd=tmp_path)
+    assert "learned masks (" in out and "silent.safetensors)" in out
+    rows = {(r[0], r[1]): r[2:9] for r in table(out, "codec")}
+    assert all(number(cell) == 0 for cell in rows[("mp3", "given")])  # its masks: the coded input back
+    assert rows[("mp3", "detected")] == shipped[("mp3", "detected")]  # detection keeps the shipped network
+    assert any(number(cell) > 0.5 for cell in shipped[("mp3", "given")])
+
+
 @smoke("stream_throughput.py")
 def test_stream_throughput(tmp_path, corpus):
     out = run("stream_throughput.py", "--root", corpus, "--config", ROOT / "configs/music.yaml", "--tracks", 2,

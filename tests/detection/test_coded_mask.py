@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from declip.data.codecs import code
 from declip.detection.coded_mask import FLOOR, ClipMaskNet, LearnedMaskClipping, default_mask_net
@@ -114,6 +114,23 @@ def test_a_short_training_run_writes_weights_the_operator_loads(corpus, tmp_path
     y = torch.from_numpy(code(*clipped_at(rich_music(2.0, 1, 9), 5)[:1], RATE, "mp3", 128).T.copy())
     masks = LearnedMaskClipping(torch.tensor([[0.9]]), torch.tensor([[-0.9]]), torch.tensor([[True, True]]), net)
     assert masks.masks(y).high.shape == y.shape
+
+
+def test_pairs_keep_to_the_input_sdr_range_given(corpus):
+    files = sorted(corpus.glob("train/*/mixture.flac"))
+    heavy, light = (coded_pairs(files, 4, seed=0, seconds=0.5, sdrs=(s, s))[1] for s in (2.0, 18.0))
+    assert float(light.float().mean()) < 0.25 * float(heavy.float().mean())  # the same windows, clipped far less
+
+
+def test_fine_tuning_starts_from_the_weights_given(corpus, tmp_path, capsys):
+    base, out = tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"
+    save_file(default_mask_net().state_dict(), base)
+    argv = ["--music", str(corpus), "--items", "4", "--valid-items", "2", "--steps", "2", "--sdr", "15", "20"]
+    main([*argv, "--init", str(base), "--lr", "1e-9", "--out", str(out)])
+    assert "valid errors per clipped sample" in capsys.readouterr().out.splitlines()[1]  # the start, scored
+    tuned, shipped = load_file(out), default_mask_net().state_dict()
+    assert all(torch.allclose(tuned[k], shipped[k], atol=1e-6) for k in shipped)  # a tiny step: still the start
+    assert any(not torch.equal(tuned[k], shipped[k]) for k in shipped)  # but trained
 
 
 def test_a_corpus_without_tracks_stops_with_one_line(tmp_path):

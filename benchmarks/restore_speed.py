@@ -1,17 +1,17 @@
 """Speed and peak memory of ``declip restore`` on stereo 44.1 kHz audio of several lengths.
 
-    python benchmarks/restore_speed.py [--model REF] [--method model|aspade] --minutes 1 10 60 \
+    python benchmarks/restore_speed.py [--model REF] [--method model|aspade] [--minutes 1 10 60] \
         [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
         [--chunk-seconds S] [--batch-size B] [--format flac|wav|mp3] [--decode-threads N] [--workers N] \
         [--repeat N] [--network]
 
-The audio is a real recording (``--source``, looped to length) or tones, clipped at ``--input-sdr``
-dB and written to a temporary FLAC (or WAV) by this process. Each length is then restored to a
-WAV with :func:`declip.restore` in a fresh process, whose peak RSS is the restore's alone
-(``--repeat N``: N times in that process, a row each; the later rows are a warm process's). The
-input is read ``--decode-threads`` blocks at a time and ``--workers`` blocks are restored side by
-side (default for both: the restore's own). ``--model`` takes any reference ``declip restore``
-takes (default: the zoo's default model).
+The audio is a real recording (``--source``: once, or looped and cut to each of ``--minutes``) or
+tones (1 minute unless ``--minutes``), clipped at ``--input-sdr`` dB and written to a temporary FLAC
+(or WAV) by this process. Each length is then restored to a WAV with :func:`declip.restore` in a
+fresh process, whose peak RSS is the restore's alone (``--repeat N``: N times in that process, a row
+each; the later rows are a warm process's). The input is read ``--decode-threads`` blocks at a time
+and ``--workers`` blocks are restored side by side (default for both: the restore's own).
+``--model`` takes any reference ``declip restore`` takes (default: the zoo's default model).
 
 ``--network`` times the network alone instead: batches of ``--batch-size`` windows of
 ``--chunk-seconds`` (plus the model's context) through the model, as the restore runs them, with no
@@ -38,9 +38,10 @@ from declip.inference.restore import default_windows
 from declip.zoo.registry import DEFAULT_MODEL
 
 
-def make_input(path: Path, minutes: float, source: str | None, input_sdr: float) -> float:
-    """Write ``minutes`` of stereo 44.1 kHz audio clipped at ``input_sdr`` dB (FLAC, WAV or MP3 from
-    ``path``'s suffix: an MP3 takes the coded path, level and masks estimated); returns its seconds."""
+def make_input(path: Path, minutes: float | None, source: str | None, input_sdr: float) -> float:
+    """Write ``minutes`` of stereo 44.1 kHz audio (``None``: the source once) clipped at ``input_sdr`` dB (FLAC,
+    WAV or MP3 from ``path``'s suffix: an MP3 takes the coded path, level and masks estimated); returns its
+    seconds."""
     import torch
 
     from declip.physics import threshold_for_sdr
@@ -54,12 +55,12 @@ def make_input(path: Path, minutes: float, source: str | None, input_sdr: float)
         t = np.arange(rate * 10) / rate
         base = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], 1).astype(np.float32) * 0.5
     theta = float(threshold_for_sdr(torch.from_numpy(base[: rate * 30].T.copy())[None], input_sdr)[0])
-    reps = -(-int(minutes * 60 * rate) // len(base))
+    frames = len(base) if minutes is None else int(minutes * 60 * rate)
     subtype = "MPEG_LAYER_III" if path.suffix == ".mp3" else "PCM_24"
     with sf.SoundFile(path, "w", rate, 2, subtype=subtype) as f:  # the format follows the suffix
-        for _ in range(reps):
-            f.write(np.clip(base, -theta, theta))
-    return reps * len(base) / rate
+        for start in range(0, frames, len(base)):
+            f.write(np.clip(base[: frames - start], -theta, theta))
+    return frames / rate
 
 
 def one_run(args: argparse.Namespace) -> dict:
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--method", default="model", choices=("model", "aspade"))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--minutes", type=float, nargs="+", help="lengths (default: the source once; tones: 1)")
     parser.add_argument("--source", default=None)
     parser.add_argument("--input-sdr", type=float, default=5.0)
     parser.add_argument("--chunk-seconds", type=float, default=0, help="network window (0: the device's default)")
@@ -155,8 +156,9 @@ def main() -> None:
     print("| audio (min) | run | precision | wall (s) | real-time factor | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for minutes in args.minutes:
-            path = Path(tmp) / f"clipped-{minutes:g}min.{args.format}"
+        lengths = args.minutes or [None if args.source else 1.0]
+        for number, minutes in enumerate(lengths):
+            path = Path(tmp) / f"clipped-{number}.{args.format}"
             seconds = make_input(path, minutes, args.source, args.input_sdr)
             os.sync()  # the input's write-back to disk would otherwise compete with the restore
             command = [sys.executable, __file__, "--model", args.model, "--one", str(path)]

@@ -39,12 +39,12 @@ def coded_pairs(
     seed: int,
     seconds: float = 1.0,
     codecs: Sequence[str] = ("mp3", "opus"),
-    sdrs: tuple[float, float] = (1.0, 20.0),
+    sdrs: Sequence[tuple[float, float]] = ((1.0, 20.0),),
 ) -> tuple[Tensor, Tensor]:
     """``count`` pairs ``(u, clipped)``, each ``(count, frames)``: ``u = y / (g θ)`` of a coded clipped
     window and its plateau mask (bool), from random windows of ``files`` (one random channel) clipped at an
-    input SDR drawn uniformly from ``sdrs`` (dB), each coded by one of ``codecs`` (keys of :data:`BITRATES`)
-    at one of its bit rates."""
+    input SDR drawn uniformly from one of the ranges ``sdrs`` (dB; the range drawn first), each coded by one
+    of ``codecs`` (keys of :data:`BITRATES`) at one of its bit rates."""
     rng = random.Random(seed)
     infos = {str(f): sf.info(f) for f in files}
     inputs, labels = [], []
@@ -59,7 +59,8 @@ def coded_pairs(
         x = audio[:, rng.randrange(audio.shape[1])][:, None]
         if float(np.sqrt(np.mean(x**2))) < 1e-3:  # near silence: nothing to clip
             continue
-        theta = float(threshold_for_sdr(torch.from_numpy(x.T.copy())[None], rng.uniform(*sdrs)))
+        sdr_range = sdrs[0] if len(sdrs) == 1 else rng.choice(list(sdrs))  # one range: the draws of before
+        theta = float(threshold_for_sdr(torch.from_numpy(x.T.copy())[None], rng.uniform(*sdr_range)))
         clipped = np.clip(x, -theta, theta)
         codec = rng.choice(sorted(codecs))
         y = code(clipped, rate, codec, rng.choice(BITRATES[codec]))[pad:-pad, 0]
@@ -132,8 +133,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--codecs", nargs="+", default=["mp3", "opus"], choices=sorted(BITRATES))
     parser.add_argument(
-        "--sdr", nargs=2, type=float, default=[1.0, 20.0], metavar=("LOW", "HIGH"),
-        help="input SDR range (dB) of the training pairs; validation pairs: always 1-20 dB",
+        "--sdr", nargs=2, type=float, action="append", metavar=("LOW", "HIGH"),
+        help="input SDR range (dB) of the training pairs (default 1 20; repeated: one range drawn per pair); "
+        "validation pairs: always 1-20 dB",
     )  # fmt: skip
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
     parser.add_argument("--init", help="start from these weights (a .safetensors of ClipMaskNet): fine-tuning")
@@ -144,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not train_files or not valid_files:
         raise SystemExit(f"{music}: no train/*/mixture.* or valid/*/mixture.* tracks; build it with declip data build")
     started = time.time()
-    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=tuple(args.sdr))
+    sdrs = [tuple(r) for r in args.sdr or [(1.0, 20.0)]]
+    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=sdrs)
     valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
     print(f"{args.items} + {args.valid_items} pairs in {time.time() - started:.0f} s; "

@@ -159,13 +159,20 @@ def test_music_eval(tmp_path, corpus):
 
 @smoke("restore_speed.py")
 def test_restore_speed(tmp_path):
-    out = run("restore_speed.py", "--minutes", 0.02, "--repeat", 2, "--precision", "fp32", cwd=tmp_path)
+    out = run("restore_speed.py", "--minutes", 0.25, "--repeat", 2, "--precision", "fp32", cwd=tmp_path)
     rows = table(out, "audio (min)")
     assert [row[1] for row in rows] == ["1", "2"]
     for minutes, _, precision, wall, factor, peak in rows:
-        assert precision == "fp32" and number(minutes) == pytest.approx(0.2, abs=0.05)  # 10-s source, one loop
-        assert number(factor) == pytest.approx(10 / number(wall), rel=0.05)
+        assert precision == "fp32" and number(minutes) == pytest.approx(0.25, abs=0.05)  # 10-s tones, cut at 15 s
+        assert number(factor) == pytest.approx(15 / number(wall), rel=0.05)
         assert 100 < number(peak) < 100_000
+    source = tmp_path / "source.wav"
+    sf.write(source, tones(4.0, 2, 3, rate=44100), 44100)
+    out = run("restore_speed.py", "--source", source, cwd=tmp_path)  # the source once
+    (row,) = table(out, "audio (min)")
+    assert number(row[4]) == pytest.approx(4 / number(row[3]), rel=0.05)
+    out = run("restore_speed.py", "--source", source, "--minutes", 0.1, 0.05, cwd=tmp_path)  # looped, then cut
+    assert [number(r[4]) * number(r[3]) for r in table(out, "audio (min)")] == pytest.approx([6, 3], rel=0.05)
     out = run("restore_speed.py", "--network", "--chunk-seconds", 0.5, "--batch-size", 2, cwd=tmp_path)
     found = re.search(r"network only: 2 windows of 0.5 s .* ([\d.]+) ms per batch, (\d+)x real time", out)
     assert found, out

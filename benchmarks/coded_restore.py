@@ -12,7 +12,8 @@ Arms, each scored as ΔSDR = SDR(r, x̂) - SDR(r, y) against r = g x, g the enco
 with a sine (LAME scales by 0.95; 1 for Opus and uncoded):
 
 - ``given``: the level is known. Uncoded: ``restore_array(threshold=θ)`` (the SQAM protocol).
-  Coded: the learned masks at g θ (:class:`~declip.detection.coded_mask.LearnedMaskClipping`), or with
+  Coded: the learned masks at g θ (:class:`~declip.detection.coded_mask.LearnedMaskClipping`; the shipped
+  network, or ``--masks WEIGHTS``, a ``.safetensors`` of another), or with
   ``--mask band`` the earlier tolerance band (samples beyond (1 - δ) g θ clipped, δ = ``--band``).
 - ``detected``: nothing given; what ``declip restore`` does (plateaus, else the coded estimate;
   nothing found: the input comes back unchanged, ΔSDR 0).
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     args = parser.parse_args()
+    if args.masks and args.mask == "band":
+        parser.error("--masks gives the learned masks' network; --mask band uses none")
     model = load_model(args.model, precision="fp32")
     args.net = None
     if args.masks:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from declip.data import ffmpeg
-from declip.data.audio_files import AUDIO_EXTENSIONS, find_inputs
+from declip.data.audio_files import AUDIO_EXTENSIONS, LOSSY_EXTENSIONS, find_inputs
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
@@ -53,6 +53,7 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
 
 
 NO_PLATEAUS = "not adapted: no plateaus found (adaptation learns from plateaus, which lossy coding smears); "
+"""The note for a lossy-coded file without plateaus: restoring it may still find clipping after coding."""
 
 
 class _Adapted(NamedTuple):
@@ -81,7 +82,8 @@ def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted
         raise ConfigError(failures[0][1])
     recording = recordings[0]
     if not bool(recording.clipped.any()):
-        return _Adapted(model, NO_PLATEAUS, False, recording.level)
+        note = NO_PLATEAUS if file.suffix.lower() in LOSSY_EXTENSIONS else "not adapted: no clipping found; "
+        return _Adapted(model, note, False, recording.level)
     adapted, report = adapt(model, recordings, AdaptSettings.per_file(steps), progress=False)
     if not report.adapted:  # stopped during warm-up: restore with the base model, and say so
         note = f"not adapted: stopped by Ctrl-C after {report.steps} step(s), base model used; "
@@ -155,6 +157,7 @@ def run_restore(argv: list[str]) -> int:
             for position, (file, relative) in enumerate(files):
                 target = _output_for(relative, args.out, many)
                 task = bar.add_task(file.name, total=None)
+                written = False
                 try:
                     if target.resolve() in inputs:
                         raise ConfigError(f"the output {target} is an input file; choose another output folder")
@@ -173,6 +176,7 @@ def run_restore(argv: list[str]) -> int:
                         progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
                         level=adapted.level,
                     )  # fmt: skip
+                    written = True
                     bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)
                     restored += 1
                     if adapted.interrupted:  # Ctrl-C ends the batch: this file is done with what was learnt
@@ -180,7 +184,7 @@ def run_restore(argv: list[str]) -> int:
                         break
                 except Exception as error:  # whatever one file raises, the batch goes on
                     failures.append((str(file), str(error) if isinstance(error, ConfigError) else _one_line(error)))
-                    if claimed.get(target.resolve()) == file:  # it wrote nothing: the name is free again
+                    if not written and claimed.get(target.resolve()) == file:  # it wrote nothing: the name is free
                         del claimed[target.resolve()]
                 bar.remove_task(task)
                 settled = position + 1

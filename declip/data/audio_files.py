@@ -15,6 +15,7 @@ import soundfile as sf
 log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+LOSSY_EXTENSIONS = (".ogg", ".opus", ".mp3")  # lossy codecs among them: a clipped file's plateaus are smeared
 ARCHIVE_EXTENSIONS = (".zip", ".pk3")
 NO_AUDIO = "a folder with no audio file (WAV, FLAC, OGG, Opus, MP3; restore and analyze: AAC too)"
 

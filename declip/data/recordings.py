@@ -19,7 +19,7 @@ import torchaudio.functional as AF
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from declip.data.audio_files import AudioInfo, AudioSource, find_inputs, probe
+from declip.data.audio_files import LOSSY_EXTENSIONS, AudioInfo, AudioSource, find_inputs, probe
 from declip.data.segments import read_segment
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
@@ -90,10 +90,14 @@ def require_clipping(recordings: list[Recording], failures: list[tuple[str, str]
         reasons = "; ".join(f"{name}: {why}" for name, why in failures[:3]) or "no audio files given"
         raise ConfigError(f"no readable clipped recording to adapt on ({reasons})")
     if not any(bool(r.clipped.any()) for r in recordings):
+        lossy = any(r.name.lower().endswith(LOSSY_EXTENSIONS) for r in recordings)
+        coded = (
+            " (adaptation learns from plateaus; clipping before lossy coding, as in MP3 or Ogg files, leaves none: "
+            "declip restore finds it without adapting)"
+        )
         raise ConfigError(
-            f"no clipped samples in any of the {len(recordings)} file(s): no plateau at a clip level was found, and "
-            "adaptation learns from plateaus (clipping before lossy coding, as in MP3, Ogg or AAC files, leaves none; "
-            "declip restore finds it without adapting): there is nothing to adapt to"
+            f"no clipped samples in any of the {len(recordings)} file(s) (no plateau at a clip level was found)"
+            f"{coded if lossy else ''}: there is nothing to adapt to"
         )
 
 

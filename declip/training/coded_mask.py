@@ -1,13 +1,17 @@
 """Train :class:`~declip.detection.coded_mask.ClipMaskNet`: which samples of a coded recording were clipped.
 
 Each training pair is a one-second window of a corpus track, hard-clipped at a random input SDR (1-20
-dB), then coded by a real encoder (LAME MP3 at 96-256 kbps or libopus at 64-160 kbps, through
-libsndfile, or with ``--codecs ... aac`` FFmpeg's AAC at 96-256 kbps through PyAV); the input is the
-coded window over the level the encoder leaves (``g θ``), the label is the clipped window's plateaus. No
-clean audio enters the labels: a folder of hard-clipped recordings would give the same pairs.
+dB, or the ranges ``--sdr`` gives), then coded by a real encoder (LAME MP3 at 96-256 kbps or libopus at
+64-160 kbps, through libsndfile, or with ``--codecs ... aac`` FFmpeg's AAC at 96-256 kbps through PyAV);
+the input is the coded window over the level the encoder leaves (``g θ``), the label is the clipped
+window's plateaus. No clean audio enters the labels: a folder of hard-clipped recordings would give the
+same pairs.
 
     python -m declip.training.coded_mask --music data/music --items 8000 --steps 6000 --codecs mp3 opus aac \
         --out declip/detection/coded_mask.safetensors  # the shipped network
+
+``--init WEIGHTS`` fine-tunes a trained network instead of starting from random weights (``--lr``: its peak
+learning rate).
 """
 
 from __future__ import annotations

@@ -115,7 +115,10 @@ def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):
     sf.write(tmp_path / "empty.wav", np.zeros((0, 1)), 16000)
     clean = tmp_path / "clean.wav"
     sf.write(clean, rich_music(1.0, 1, 5), RATE)
-    bad = [tmp_path / "missing.wav", tmp_path / "corrupt.wav", tmp_path / "empty.wav"]
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, rich_music(2.0, 1, 6), RATE)
+    (tmp_path / "truncated.flac").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # opens, then breaks
+    bad = [tmp_path / "missing.wav", tmp_path / "corrupt.wav", tmp_path / "empty.wav", tmp_path / "truncated.flac"]
     analyzed = declip("analyze", clean, *bad)
     restored = declip("restore", *bad, "-o", tmp_path / "out")
     assert analyzed.returncode == 1 and restored.returncode == 1

@@ -118,8 +118,27 @@ def test_a_short_training_run_writes_weights_the_operator_loads(corpus, tmp_path
 
 def test_pairs_keep_to_the_input_sdr_range_given(corpus):
     files = sorted(corpus.glob("train/*/mixture.flac"))
-    heavy, light = (coded_pairs(files, 4, seed=0, seconds=0.5, sdrs=[(s, s)])[1] for s in (2.0, 18.0))
-    assert float(light.float().mean()) < 0.25 * float(heavy.float().mean())  # the same windows, clipped far less
+    heavy, light, both = (
+        coded_pairs(files, 12, seed=0, seconds=0.5, sdrs=ranges)[1].float().mean()
+        for ranges in ([(2.0, 2.0)], [(18.0, 18.0)], [(2.0, 2.0), (18.0, 18.0)])
+    )
+    assert float(light) < 0.25 * float(heavy)  # the same windows, clipped far less
+    assert 1.5 * light < both < 0.9 * heavy  # one range drawn per window: some of each
+
+
+def test_the_command_line_passes_every_range_given(corpus, monkeypatch):
+    seen = []
+
+    def pairs(files, count, seed, codecs, sdrs=((1.0, 20.0),), **kwargs):
+        seen.append(list(sdrs))
+        raise SystemExit  # the ranges are all this test needs
+
+    monkeypatch.setattr("declip.training.coded_mask.coded_pairs", pairs)
+    two = ["--sdr", "12", "20", "--sdr", "1", "5"]
+    for extra, expected in (([], [(1.0, 20.0)]), (two, [(12.0, 20.0), (1.0, 5.0)])):
+        with pytest.raises(SystemExit):
+            main(["--music", str(corpus), *extra])
+        assert seen.pop() == expected
 
 
 def test_fine_tuning_starts_from_the_weights_given(corpus, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """The detection result the page shows: clip level, share of clipped samples and kind, per channel.
 
 Found as ``declip restore`` finds it: plateau detection (:mod:`declip.detection.plateaus`), else the
-coded-level estimate (:func:`declip.detection.measurement.measure`), or the level given by hand."""
+coded-level estimate (:func:`declip.detection.measurement.measure`), or the level given by hand; the
+measurement found is kept for the restoration, so a file is detected or estimated once."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import soundfile as sf
 import torch
 
 from declip.detection.coded import DESCRIPTIONS
-from declip.detection.measurement import measure
-from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
+from declip.detection.measurement import Measurement, measure
+from declip.detection.plateaus import detect_clip_level_blocks
 from declip.errors import ConfigError
 from declip.inference.reading import read_blocks
 from declip.physics import Clipping
@@ -35,7 +36,7 @@ class ClippingSummary:
     confidence: list[float]
     clipped_high: list[bool]
     clipped_low: list[bool]
-    level: ClipLevel | None = field(default=None, repr=False, compare=False)  # the plateaus found; None if given
+    measurement: Measurement | None = field(default=None, repr=False, compare=False)  # what the restoration takes
 
     @property
     def given(self) -> bool:
@@ -73,7 +74,7 @@ class ClippingSummary:
 
 def summarise_clipping(path: str | Path, threshold: float | None = None) -> ClippingSummary:
     """Find the clip level of the audio file ``path`` as ``declip restore`` does (or take ``threshold``,
-    symmetric) and count the samples it marks clipped; the plateaus found are kept (``level``) for
+    symmetric) and count the samples it marks clipped; the measurement found is kept (``measurement``) for
     :func:`~declip.inference.restore.restore_file` to restore under. Raises ``ConfigError`` on unreadable audio."""
 
     def blocks():
@@ -114,7 +115,7 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         confidence=[float(c) for c in measurement.confidences],
         clipped_high=(counts["high"] > 0).tolist(),
         clipped_low=(counts["low"] > 0).tolist(),
-        level=level,
+        measurement=measurement,
     )
 
 

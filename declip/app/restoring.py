@@ -100,8 +100,10 @@ class Restorer:
                 source = decoded
             clipping = summarise_clipping(source, threshold)
             output = folder / f"{name}-restored.wav"
-            # the plateaus the summary found: restore_file does not read the file again for them
-            account = restore_file(source, output, loaded, threshold=threshold, progress=progress, level=clipping.level)
+            # the measurement the summary found: restore_file does not read the file again for it
+            account = restore_file(
+                source, output, loaded, threshold=threshold, progress=progress, measurement=clipping.measurement
+            )
         except BaseException:  # a failed job leaves nothing in the work folder
             shutil.rmtree(folder, ignore_errors=True)
             raise

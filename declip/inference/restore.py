@@ -196,6 +196,7 @@ def restore_file(
     decode_threads: int = DECODE_THREADS,
     workers: int | None = None,
     level: ClipLevel | None = None,
+    measurement: Measurement | None = None,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -210,7 +211,9 @@ def restore_file(
     device from reading to writing. Network windows as in :func:`restore_array`. ``level``: the
     plateaus :func:`~declip.detection.plateaus.detect_clip_level_blocks` found in ``file``, when the
     caller has them already (``declip restore --adapt``): not detected again; ``threshold`` takes
-    precedence. Raises ``ConfigError`` on bad input."""
+    precedence. ``measurement``: the whole measurement, when the caller found it in this file (the web page's
+    summary): neither detected nor estimated again; it takes precedence over both. Raises ``ConfigError`` on
+    bad input."""
     file, target = Path(file), Path(target)
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     _check_target(file, target, subtype, overwrite)
@@ -229,7 +232,7 @@ def restore_file(
         # compressed input is decoded once, into a float WAV that the later passes read
         decoded = temporary.decoded if threshold is None and not _uncompressed(info) else None
         source = _Source(readable, info, decoded, block, decode_threads, device)
-        measurement, path = _measure(source, channels, threshold, level)
+        measurement, path = _measure(source, channels, threshold, level, measurement)
         frames = info.frames if path == readable else sf.info(path).frames  # a decoder's count can be an estimate
         reach = (model.context + model.hop) * rate / model_rate + 64 + measurement.physics.context  # learned masks' too
         margin = math.ceil(reach / align) * align
@@ -337,11 +340,13 @@ class _Source:
 
 
 def _measure(
-    source: _Source, channels: int, threshold: float | None, level: ClipLevel | None
+    source: _Source, channels: int, threshold: float | None, level: ClipLevel | None, found: Measurement | None
 ) -> tuple[Measurement, Path]:
-    """The measurement to restore under (see :func:`_physics_for`; no plateaus: the coded estimate, one
-    more pass) and the path the restoration reads."""
+    """The measurement to restore under (``found``, else see :func:`_physics_for`; no plateaus: the coded
+    estimate, one more pass) and the path the restoration reads."""
     try:
+        if found is not None:
+            return found, source.settled()
         physics, detected = _physics_for(threshold, channels, source.blocks, level)
         measurement = measure(physics, detected, channels, source.blocks)  # no plateaus: a codec's smear?
         return measurement, source.settled()

@@ -110,6 +110,24 @@ def test_the_restorer_detects_the_clip_level_once(checkpoint, tmp_path, plateau_
     assert result.account == expected and result.output.read_bytes() == (tmp_path / "detected.wav").read_bytes()
 
 
+def test_the_restorer_estimates_a_coded_level_once(checkpoint, tmp_path, monkeypatch):
+    """After a codec there are no plateaus: the summary estimates the level and the masks, and the restoration
+    takes that measurement instead of reading the file for it again; it writes what ``declip restore`` writes."""
+    import declip.detection.measurement as measurement
+
+    original, estimates = measurement.coded_measurement, []
+    monkeypatch.setattr(measurement, "coded_measurement", lambda *a, **k: estimates.append(a) or original(*a, **k))
+    clipped, _ = clipped_at(rich_music(2.0, 1, 4), 5)
+    source = tmp_path / "coded.mp3"
+    sf.write(source, code(clipped, RATE, "mp3", KBPS["mp3"]), RATE, format="MP3")
+    restorer = Restorer(tmp_path / "work")
+    result = restorer.restore(source, str(checkpoint), "auto")
+    assert result.clipping.kind == ["hard-coded"] and len(estimates) == 1
+    expected = restore_file(source, tmp_path / "cli.wav", restorer.model(str(checkpoint)))
+    assert len(estimates) == 2  # declip restore's own estimate, for the comparison
+    assert result.account == expected and result.output.read_bytes() == (tmp_path / "cli.wav").read_bytes()
+
+
 def test_restorer_names_a_bad_model(tmp_path):
     restorer = Restorer(tmp_path)
     with pytest.raises(ConfigError, match="unknown model 'no-such-model'"):

@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from safetensors.torch import load_file
 
 from declip.data.codecs import code
-from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping
+from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping, load_mask_net
 from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
 from declip.inference.restore import restore_array
@@ -153,11 +152,7 @@ def main() -> None:
     if args.masks and args.mask == "band":
         parser.error("--masks gives the learned masks' network; --mask band uses none")
     model = load_model(args.model, precision="fp32")
-    args.net = None
-    if args.masks:
-        args.net = ClipMaskNet()
-        args.net.load_state_dict(load_file(args.masks))
-        args.net.eval().requires_grad_(False)
+    args.net = load_mask_net(args.masks) if args.masks else None
     gains = {codec: codec_gain(codec) for codec in args.codecs}
     masks = f"band δ {args.band}" if args.mask == "band" else f"learned masks ({args.masks or 'shipped'})"
     print(f"model {args.model}, given arm: {masks}, encoder gains {gains}")

@@ -52,10 +52,6 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
     return load_model(model, device=device, precision=precision)
 
 
-NO_PLATEAUS = "not adapted: no plateaus found (adaptation learns from plateaus, which lossy coding smears); "
-"""The note for a lossy-coded file without plateaus: restoring it may still find clipping after coding."""
-
-
 class _Adapted(NamedTuple):
     """The model to restore a file with, a note for its line, whether Ctrl-C stopped the adaptation, and
     the plateaus found in the file while adapting (restoring it takes them: detected once per file)."""
@@ -69,7 +65,7 @@ class _Adapted(NamedTuple):
 def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted:
     """``model`` fine-tuned on ``file`` for ``steps`` steps. The clip level is ``threshold`` when given,
     else detected; nothing clipped: no adaptation."""
-    from declip.data.recordings import scan_recordings
+    from declip.data.recordings import PLATEAUS_ONLY, scan_recordings
     from declip.training.adapt import AdaptSettings, adapt
 
     if ffmpeg.only_ffmpeg_reads(file):  # adaptation reads its recordings through libsndfile
@@ -82,7 +78,8 @@ def _adapted(model, file: Path, steps: int, threshold: float | None) -> _Adapted
         raise ConfigError(failures[0][1])
     recording = recordings[0]
     if not bool(recording.clipped.any()):
-        note = NO_PLATEAUS if file.suffix.lower() in LOSSY_EXTENSIONS else "not adapted: no clipping found; "
+        lossy = file.suffix.lower() in LOSSY_EXTENSIONS  # restoring it may still find clipping after coding
+        note = f"not adapted: no plateaus found ({PLATEAUS_ONLY}); " if lossy else "not adapted: no clipping found; "
         return _Adapted(model, note, False, recording.level)
     adapted, report = adapt(model, recordings, AdaptSettings.per_file(steps), progress=False)
     if not report.adapted:  # stopped during warm-up: restore with the base model, and say so

@@ -84,6 +84,10 @@ def scan_recordings(
     return recordings, failures
 
 
+PLATEAUS_ONLY = "adaptation learns from plateaus, which lossy coding smears"
+"""Why an MP3 or Ogg file clipped before coding gives adaptation nothing (restoring it still finds that clipping)."""
+
+
 def require_clipping(recordings: list[Recording], failures: list[tuple[str, str]]) -> None:
     """Refuse data with nothing to learn from: no readable file, or no clipped sample anywhere."""
     if not recordings:
@@ -91,13 +95,10 @@ def require_clipping(recordings: list[Recording], failures: list[tuple[str, str]
         raise ConfigError(f"no readable clipped recording to adapt on ({reasons})")
     if not any(bool(r.clipped.any()) for r in recordings):
         lossy = any(r.name.lower().endswith(LOSSY_EXTENSIONS) for r in recordings)
-        coded = (
-            " (adaptation learns from plateaus; clipping before lossy coding, as in MP3 or Ogg files, leaves none: "
-            "declip restore finds it without adapting)"
-        )
+        coded = f"; {PLATEAUS_ONLY}: declip restore finds it without adapting" if lossy else ""
         raise ConfigError(
-            f"no clipped samples in any of the {len(recordings)} file(s) (no plateau at a clip level was found)"
-            f"{coded if lossy else ''}: there is nothing to adapt to"
+            f"no clipped samples in any of the {len(recordings)} file(s) (no plateau at a clip level was found"
+            f"{coded}): there is nothing to adapt to"
         )
 
 

@@ -53,12 +53,17 @@ class ClipMaskNet(nn.Module):
         return self.out(F.gelu(h))
 
 
+def load_mask_net(path: str | Path) -> ClipMaskNet:
+    """A network with the weights in ``path`` (a ``.safetensors`` of :class:`ClipMaskNet`), in eval mode."""
+    net = ClipMaskNet()
+    net.load_state_dict(load_file(path))
+    return net.eval().requires_grad_(False)
+
+
 @lru_cache(maxsize=1)
 def default_mask_net() -> ClipMaskNet:
     """The shipped network, in eval mode."""
-    net = ClipMaskNet()
-    net.load_state_dict(load_file(WEIGHTS))
-    return net.eval().requires_grad_(False)
+    return load_mask_net(WEIGHTS)
 
 
 def _net_on(net: ClipMaskNet, device: torch.device) -> ClipMaskNet:

@@ -26,11 +26,11 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from declip.data.codecs import ENCODER_GAINS, code
-from declip.detection.coded_mask import ClipMaskNet
+from declip.detection.coded_mask import ClipMaskNet, load_mask_net
 from declip.physics import Clipping, threshold_for_sdr
 
 BITRATES = {"mp3": (96, 128, 160, 192, 256), "opus": (64, 96, 128, 160), "aac": (96, 128, 160, 192, 256)}
@@ -156,11 +156,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
     print(f"{args.items} + {args.valid_items} pairs in {time.time() - started:.0f} s; "
           f"a band at 97 % of the level errs {band:.4f} per clipped sample", flush=True)  # fmt: skip
-    init = None
-    if args.init:
-        init = ClipMaskNet()
-        init.load_state_dict(load_file(args.init))
-        print(f"{args.init}: valid errors per clipped sample {mask_errors(init.eval(), *valid):.4f} before", flush=True)
+    init = load_mask_net(args.init) if args.init else None
+    if init is not None:
+        print(f"{args.init}: valid errors per clipped sample {mask_errors(init, *valid):.4f} before", flush=True)
     net = train_mask_net(train, valid, args.steps, lr=args.lr, seed=args.seed, init=init)
     save_file(net.state_dict(), args.out)
     print(f"wrote {args.out}")

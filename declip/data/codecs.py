@@ -39,19 +39,20 @@ def _resample(audio: np.ndarray, source: int, target: int) -> np.ndarray:
         return _resampler(source, target)(x).numpy().T
 
 
-def _levels(codec: str, kbps: float, channels: int) -> dict:
-    if codec == "mp3":
-        return {"format": "MP3", "subtype": "MPEG_LAYER_III", "bitrate_mode": "CONSTANT",
-                "compression_level": float(np.clip((320 - kbps) / 288, 0.0, 0.99))}  # fmt: skip
-    if codec == "opus":
-        return {
-            "format": "OGG",
-            "subtype": "OPUS",
-            "compression_level": float(np.clip(1 - (kbps / channels - 6) / 250, 0, 1)),
-        }
-    if codec == "vorbis":  # quality, not a bit rate: level 0.5 is about 200 kbps for stereo music
-        return {"format": "OGG", "subtype": "VORBIS", "compression_level": float(np.clip(1 - kbps / 400, 0, 1))}
-    raise ValueError(f"codec must be one of {CODECS}; got {codec!r}")
+_SETTINGS = {
+    "mp3": lambda kbps, channels: {
+        "format": "MP3", "subtype": "MPEG_LAYER_III", "bitrate_mode": "CONSTANT",
+        "compression_level": float(np.clip((320 - kbps) / 288, 0.0, 0.99)),
+    },
+    "opus": lambda kbps, channels: {
+        "format": "OGG", "subtype": "OPUS", "compression_level": float(np.clip(1 - (kbps / channels - 6) / 250, 0, 1)),
+    },
+    # quality, not a bit rate: level 0.5 is about 200 kbps for stereo music
+    "vorbis": lambda kbps, channels: {
+        "format": "OGG", "subtype": "VORBIS", "compression_level": float(np.clip(1 - kbps / 400, 0, 1)),
+    },
+}  # fmt: skip
+"""libsndfile's settings (``sf.write`` keywords) for each codec it encodes, from the bit rate and channels."""
 
 
 def _libsndfile_encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: float) -> tuple[bytes, int]:
@@ -59,7 +60,7 @@ def _libsndfile_encode(audio: np.ndarray, sample_rate: int, codec: str, kbps: fl
     if rate != sample_rate:
         audio = _resample(audio, sample_rate, rate)
     buffer = io.BytesIO()
-    sf.write(buffer, audio, rate, **_levels(codec, kbps, audio.shape[1]))
+    sf.write(buffer, audio, rate, **_SETTINGS[codec](kbps, audio.shape[1]))
     return buffer.getvalue(), rate
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from declip.physics import ClipMasks, Clipping
@@ -32,14 +33,16 @@ from declip.physics import ClipMasks, Clipping
 WEIGHTS = Path(__file__).with_name("coded_mask.safetensors")
 FLOOR = 0.5  # samples under half the level are never counted clipped, whatever the network says
 PIECE = 16384  # samples per piece the network runs on (with its context around)
+WIDTH, DILATIONS = 32, (1, 2, 4, 8, 16, 32)  # the shipped network's (files without metadata hold these)
 INSIDE = 1 - 1e-4  # reliable samples at or beyond the level are moved this far inside it for the network
 
 
 class ClipMaskNet(nn.Module):
     """Per-sample log-odds of "clipped before coding" from ``u = y / θ`` ``(batch, 1, time)``; same shape out."""
 
-    def __init__(self, width: int = 32, dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> None:
+    def __init__(self, width: int = WIDTH, dilations: tuple[int, ...] = DILATIONS) -> None:
         super().__init__()
+        self.width, self.dilations = width, tuple(dilations)
         self.inp = nn.Conv1d(2, width, 5, padding=2)
         self.blocks = nn.ModuleList(nn.Conv1d(width, width, 3, padding=d, dilation=d) for d in dilations)
         self.mix = nn.ModuleList(nn.Conv1d(width, width, 1) for _ in dilations)
@@ -52,10 +55,30 @@ class ClipMaskNet(nn.Module):
             h = h + mix(F.gelu(block(F.gelu(h))))
         return self.out(F.gelu(h))
 
+    def grown(self, dilations: tuple[int, ...]) -> ClipMaskNet:
+        """A network with blocks of ``dilations`` appended (a wider receptive field) whose output equals this
+        one's: the new blocks' residual branches start at zero, so training begins from what this one knows."""
+        net = ClipMaskNet(self.width, self.dilations + tuple(dilations))
+        net.load_state_dict(self.state_dict(), strict=False)
+        for mix in net.mix[len(self.dilations) :]:
+            nn.init.zeros_(mix.weight)
+            nn.init.zeros_(mix.bias)
+        return net
+
+
+def save_mask_net(net: ClipMaskNet, path: str | Path) -> None:
+    """``net``'s weights in ``path`` (``.safetensors``), its width and dilations in the file's metadata."""
+    shape = {"width": str(net.width), "dilations": ",".join(map(str, net.dilations))}
+    save_file(net.state_dict(), path, metadata=shape)
+
 
 def load_mask_net(path: str | Path) -> ClipMaskNet:
-    """A network with the weights in ``path`` (a ``.safetensors`` of :class:`ClipMaskNet`), in eval mode."""
-    net = ClipMaskNet()
+    """A network with the weights in ``path`` (a ``.safetensors`` of :class:`ClipMaskNet`), in eval mode; its
+    width and dilations from the file's metadata (a file without them: the default network's)."""
+    with safe_open(str(path), "pt") as f:
+        shape = f.metadata() or {}
+    dilations = tuple(int(d) for d in shape["dilations"].split(",")) if "dilations" in shape else DILATIONS
+    net = ClipMaskNet(int(shape.get("width", WIDTH)), dilations)
     net.load_state_dict(load_file(path))
     return net.eval().requires_grad_(False)
 

@@ -11,12 +11,15 @@ same pairs.
         --out declip/detection/coded_mask.safetensors  # the shipped network
 
 ``--init WEIGHTS`` fine-tunes a trained network instead of starting from random weights (``--lr``: its peak
-learning rate).
+learning rate); ``--grow 64 128 256`` appends blocks of those dilations to it first (a wider receptive field,
+starting from the same output), and ``--margin`` keeps the crops' zero-padded edges out of the loss. ``--pairs
+FILE`` keeps the drawn pairs, so a second run on the same windows skips the coding.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 from collections.abc import Sequence
@@ -26,11 +29,12 @@ import numpy as np
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from declip.data.codecs import ENCODER_GAINS, code
-from declip.detection.coded_mask import ClipMaskNet, load_mask_net
+from declip.detection.coded_mask import ClipMaskNet, load_mask_net, save_mask_net
 from declip.physics import Clipping, threshold_for_sdr
 
 BITRATES = {"mp3": (96, 128, 160, 192, 256), "opus": (64, 96, 128, 160), "aac": (96, 128, 160, 192, 256)}
@@ -93,16 +97,19 @@ def train_mask_net(
     seed: int = 0,
     log_every: int = 250,
     init: ClipMaskNet | None = None,
+    margin: int = 0,
 ) -> ClipMaskNet:
     """A network trained ``steps`` Adam steps (one-cycle) on random ``frames``-sample crops of the
     ``train`` pairs, flipped in sign at random and scaled by a 1 % level error; binary cross-entropy
-    weighted towards samples over 30 % of the level; from ``init``'s weights when given (fine-tuning). Prints
-    the valid pairs' errors as it goes."""
+    weighted towards samples over 30 % of the level; from ``init`` when given (fine-tuning; trained in place).
+    ``margin``: samples on each side of a crop the network reads but the loss leaves out, so every scored
+    sample sees real context, not zero padding (crops are ``frames + 2 margin`` long). Prints the valid pairs'
+    errors as it goes."""
     torch.manual_seed(seed)
     u_all, m_all = train[0], train[1].float()
-    net = ClipMaskNet()
-    if init is not None:
-        net.load_state_dict(init.state_dict())
+    net = ClipMaskNet() if init is None else copy.deepcopy(init).train().requires_grad_(True)
+    scored = slice(margin, margin + frames)
+    frames += 2 * margin
     optimizer = torch.optim.Adam(net.parameters(), lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
     start = time.time()
@@ -114,7 +121,8 @@ def train_mask_net(
         sign = torch.randint(0, 2, (batch, 1, 1)).float() * 2 - 1
         u = u * sign * torch.exp(0.01 * torch.randn(batch, 1, 1))
         weight = (u.abs() > 0.3).float() + 0.05
-        loss = (F.binary_cross_entropy_with_logits(net(u), m, reduction="none") * weight).sum() / weight.sum()
+        loss = F.binary_cross_entropy_with_logits(net(u)[..., scored], m[..., scored], reduction="none")
+        loss = (loss * weight[..., scored]).sum() / weight[..., scored].sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -143,24 +151,52 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
     parser.add_argument("--init", help="start from these weights (a .safetensors of ClipMaskNet): fine-tuning")
+    parser.add_argument(
+        "--grow", nargs="+", type=int, default=[], metavar="DILATION",
+        help="with --init: append blocks of these dilations (their residual branches start at zero, so the grown "
+        "network starts with --init's output) for a wider receptive field",
+    )  # fmt: skip
+    parser.add_argument("--margin", type=int, default=0, help="samples each side of a crop left out of the loss")
+    parser.add_argument(
+        "--pairs", help="cache of the pairs (.safetensors): read when it exists (drawn with the same settings), "
+        "else drawn and written",
+    )  # fmt: skip
     parser.add_argument("--out", default="coded_mask.safetensors")
     args = parser.parse_args(argv)
     music = Path(args.music)
     train_files, valid_files = sorted(music.glob("train/*/mixture.*")), sorted(music.glob("valid/*/mixture.*"))
     if not train_files or not valid_files:
         raise SystemExit(f"{music}: no train/*/mixture.* or valid/*/mixture.* tracks; build it with declip data build")
+    if args.grow and not args.init:
+        raise SystemExit("--grow appends blocks to a trained network: give it with --init WEIGHTS")
     started = time.time()
     sdrs = [tuple(r) for r in args.sdr or [(1.0, 20.0)]]
-    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=sdrs)
-    valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
+    drawn = {"music": str(music), "items": str(args.items), "valid_items": str(args.valid_items),
+             "seed": str(args.seed), "codecs": " ".join(args.codecs), "sdr": repr(sdrs)}  # fmt: skip
+    if args.pairs and Path(args.pairs).exists():
+        with safe_open(args.pairs, "pt") as f:
+            cached = f.metadata() or {}
+        if cached != drawn:
+            differ = ", ".join(f"{k} {cached.get(k)} (asked: {v})" for k, v in drawn.items() if cached.get(k) != v)
+            raise SystemExit(f"{args.pairs}: pairs drawn with other settings ({differ}); give another --pairs file")
+        pairs = load_file(args.pairs)
+        train, valid = (pairs["train_u"], pairs["train_m"]), (pairs["valid_u"], pairs["valid_m"])
+    else:
+        train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=sdrs)
+        valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
+        if args.pairs:
+            pairs = {"train_u": train[0], "train_m": train[1], "valid_u": valid[0], "valid_m": valid[1]}
+            save_file(pairs, args.pairs, metadata=drawn)
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
-    print(f"{args.items} + {args.valid_items} pairs in {time.time() - started:.0f} s; "
+    print(f"{len(train[0])} + {len(valid[0])} pairs in {time.time() - started:.0f} s; "
           f"a band at 97 % of the level errs {band:.4f} per clipped sample", flush=True)  # fmt: skip
     init = load_mask_net(args.init) if args.init else None
     if init is not None:
         print(f"{args.init}: valid errors per clipped sample {mask_errors(init, *valid):.4f} before", flush=True)
-    net = train_mask_net(train, valid, args.steps, lr=args.lr, seed=args.seed, init=init)
-    save_file(net.state_dict(), args.out)
+    if args.grow:
+        init = init.grown(tuple(args.grow))
+    net = train_mask_net(train, valid, args.steps, lr=args.lr, seed=args.seed, init=init, margin=args.margin)
+    save_mask_net(net, args.out)
     print(f"wrote {args.out}")
 
 

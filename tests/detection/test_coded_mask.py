@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from declip.data.codecs import code
-from declip.detection.coded_mask import FLOOR, ClipMaskNet, LearnedMaskClipping, default_mask_net
+from declip.detection.coded_mask import (
+    FLOOR,
+    ClipMaskNet,
+    LearnedMaskClipping,
+    default_mask_net,
+    load_mask_net,
+    save_mask_net,
+)
 from declip.physics import Clipping
 from declip.training.coded_mask import coded_pairs, main
 from tests.detection.signals import KBPS, RATE, clipped_at, rich_music, sine_gain, tensor
@@ -151,6 +159,59 @@ def test_fine_tuning_starts_from_the_weights_given(corpus, tmp_path, capsys):
     tuned, shipped = load_file(out), default_mask_net().state_dict()
     assert all(torch.allclose(tuned[k], shipped[k], atol=1e-6) for k in shipped)  # a tiny step: still the start
     assert any(not torch.equal(tuned[k], shipped[k]) for k in shipped)  # but trained
+
+
+def test_a_grown_network_starts_with_the_output_of_the_one_it_grew_from_and_reads_further():
+    shipped = default_mask_net()
+    grown = shipped.grown((64, 128))
+    assert grown.dilations == (1, 2, 4, 8, 16, 32, 64, 128) and grown.context == shipped.context + 192
+    u = torch.from_numpy(rich_music(0.5, 1, 3).T.copy()).float()[None]
+    assert torch.allclose(grown(u), shipped(u), atol=1e-6)  # the new residual branches start at zero
+    torch.nn.init.normal_(grown.mix[-1].weight)  # once trained, a sample 150 away moves the output
+    far = u.clone()
+    far[..., 2000 + 150] += 0.5
+    assert not torch.allclose(grown(far)[..., 2000], grown(u)[..., 2000])
+    assert torch.equal(shipped(far)[..., 2000], shipped(u)[..., 2000])  # beyond the shipped network's 65
+
+
+def test_saved_weights_carry_their_shape(tmp_path):
+    net = ClipMaskNet(16, (1, 3, 9))
+    save_mask_net(net, tmp_path / "small.safetensors")
+    loaded = load_mask_net(tmp_path / "small.safetensors")
+    assert (loaded.width, loaded.dilations, loaded.context) == (16, (1, 3, 9), 15)
+    u = torch.randn(1, 1, 300)
+    assert torch.equal(loaded(u), net.eval()(u))
+    save_file(default_mask_net().state_dict(), tmp_path / "bare.safetensors")  # no metadata: the shipped shape
+    assert load_mask_net(tmp_path / "bare.safetensors").dilations == default_mask_net().dilations
+
+
+def test_growing_trains_the_grown_network_from_cached_pairs(corpus, tmp_path):
+    pairs, out, again = (tmp_path / name for name in ("pairs.safetensors", "grown.safetensors", "again.safetensors"))
+    argv = ["--music", str(corpus), "--items", "4", "--valid-items", "2", "--steps", "2", "--margin", "64"]
+    argv += ["--init", str(default_mask_net_file(tmp_path)), "--grow", "64", "--pairs", str(pairs)]
+    main([*argv, "--out", str(out)])
+    assert pairs.exists() and load_mask_net(out).dilations == (1, 2, 4, 8, 16, 32, 64)
+    cached = load_file(pairs)
+    assert cached["train_u"].shape[0] == 4 and cached["valid_m"].dtype == torch.bool
+    cached["train_u"][:] = 0  # a cache the run must read, not redraw: silent windows teach nothing
+    save_file(cached, pairs, metadata=safe_open_metadata(pairs))
+    main([*argv, "--out", str(again)])
+    assert not any(torch.equal(a, b) for a, b in zip(load_file(out).values(), load_file(again).values()))
+    with pytest.raises(SystemExit, match=r"pairs drawn with other settings \(items 4 \(asked: 999\)\)"):
+        main([*argv, "--items", "999", "--out", str(again)])
+    with pytest.raises(SystemExit, match="--grow appends blocks to a trained network"):
+        main(["--music", str(corpus), "--grow", "64"])
+
+
+def safe_open_metadata(path):
+    with safe_open(str(path), "pt") as f:
+        return f.metadata()
+
+
+def default_mask_net_file(folder):
+    path = folder / "shipped.safetensors"
+    save_file(default_mask_net().state_dict(), path)
+    return path
 
 
 def test_a_corpus_without_tracks_stops_with_one_line(tmp_path):

@@ -4,8 +4,8 @@ After coding, a clipped run's samples scatter around the level θ: pre-echo and 
 them well under it and lift others above it, while peaks that were never clipped can reach it. A
 fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
 restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet`, a stack of dilated convolutions,
-reads 131 samples of ``y / θ`` around each sample (65 each side) and gives the log-odds that it was
-clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped
+reads ``y / θ`` around each sample (the shipped one: 513 samples each side, about a codec frame) and gives
+the log-odds that it was clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped
 recording's plateaus are the labels, the codec is applied to it on the fly
 (:mod:`declip.training.coded_mask`); its weights ship with the package (``coded_mask.safetensors``:
 tensors only, no pickled code).
@@ -33,7 +33,7 @@ from declip.physics import ClipMasks, Clipping
 WEIGHTS = Path(__file__).with_name("coded_mask.safetensors")
 FLOOR = 0.5  # samples under half the level are never counted clipped, whatever the network says
 PIECE = 16384  # samples per piece the network runs on (with its context around)
-WIDTH, DILATIONS = 32, (1, 2, 4, 8, 16, 32)  # the shipped network's (files without metadata hold these)
+WIDTH, DILATIONS = 32, (1, 2, 4, 8, 16, 32)  # a new network's shape (and that of files without metadata)
 INSIDE = 1 - 1e-4  # reliable samples at or beyond the level are moved this far inside it for the network
 
 
@@ -57,9 +57,14 @@ class ClipMaskNet(nn.Module):
 
     def grown(self, dilations: tuple[int, ...]) -> ClipMaskNet:
         """A network with blocks of ``dilations`` appended (a wider receptive field) whose output equals this
-        one's: the new blocks' residual branches start at zero, so training begins from what this one knows."""
+        one's: the new blocks' residual branches start at zero, so training begins from what this one knows
+        (their first convolutions start at random, from torch's generator; on the CPU)."""
         net = ClipMaskNet(self.width, self.dilations + tuple(dilations))
-        net.load_state_dict(self.state_dict(), strict=False)
+        for grown_layers, layers in ((net.blocks, self.blocks), (net.mix, self.mix)):
+            for grown_layer, layer in zip(grown_layers, layers):  # the new blocks are past the end of zip
+                grown_layer.load_state_dict(layer.state_dict())
+        net.inp.load_state_dict(self.inp.state_dict())
+        net.out.load_state_dict(self.out.state_dict())
         for mix in net.mix[len(self.dilations) :]:
             nn.init.zeros_(mix.weight)
             nn.init.zeros_(mix.bias)

@@ -8,7 +8,10 @@ window's plateaus. No clean audio enters the labels: a folder of hard-clipped re
 same pairs.
 
     python -m declip.training.coded_mask --music data/music --items 8000 --steps 6000 --codecs mp3 opus aac \
-        --out declip/detection/coded_mask.safetensors  # the shipped network
+        --pairs pairs.safetensors --out base.safetensors
+    python -m declip.training.coded_mask --music data/music --items 8000 --steps 3000 --codecs mp3 opus aac \
+        --pairs pairs.safetensors --init base.safetensors --grow 64 128 256 --margin 512 --lr 5e-4 \
+        --out declip/detection/coded_mask.safetensors  # the shipped network: the first, grown and trained on
 
 ``--init WEIGHTS`` fine-tunes a trained network instead of starting from random weights (``--lr``: its peak
 learning rate); ``--grow 64 128 256`` appends blocks of those dilations to it first (a wider receptive field,
@@ -101,9 +104,10 @@ def train_mask_net(
 ) -> ClipMaskNet:
     """A network trained ``steps`` Adam steps (one-cycle) on random ``frames``-sample crops of the
     ``train`` pairs, flipped in sign at random and scaled by a 1 % level error; binary cross-entropy
-    weighted towards samples over 30 % of the level; from ``init`` when given (fine-tuning; trained in place).
-    ``margin``: samples on each side of a crop the network reads but the loss leaves out, so every scored
-    sample sees real context, not zero padding (crops are ``frames + 2 margin`` long). Prints the valid pairs'
+    weighted towards samples over 30 % of the level; from a copy of ``init`` when given (fine-tuning).
+    ``margin``: samples on each side of a crop the network reads but the loss leaves out, so scored samples
+    see audio, not zero padding, within ``margin`` (crops are ``frames + 2 margin`` long; at the network's
+    context, all of it). Prints the valid pairs'
     errors as it goes."""
     torch.manual_seed(seed)
     u_all, m_all = train[0], train[1].float()
@@ -134,6 +138,28 @@ def train_mask_net(
             print(f"step {step + 1}: loss {loss.item():.4f}, valid errors per clipped sample {errors:.4f}, "
                   f"{time.time() - start:.0f} s", flush=True)  # fmt: skip
     return net.eval()
+
+
+def _pairs(args: argparse.Namespace, train_files: list[Path], valid_files: list[Path]) -> tuple[tuple, tuple]:
+    """The training and validation pairs: drawn, or read from ``args.pairs`` when it holds pairs drawn
+    with the same settings (written there after drawing)."""
+    sdrs = [tuple(r) for r in args.sdr or [(1.0, 20.0)]]
+    drawn = {"music": str(Path(args.music).resolve()), "items": str(args.items), "valid_items": str(args.valid_items),
+             "seed": str(args.seed), "codecs": " ".join(sorted(args.codecs)), "sdr": repr(sdrs)}  # fmt: skip
+    if args.pairs and Path(args.pairs).exists():
+        with safe_open(args.pairs, "pt") as f:
+            cached = f.metadata() or {}
+        if cached != drawn:
+            differ = ", ".join(f"{k} {cached.get(k)} (asked: {v})" for k, v in drawn.items() if cached.get(k) != v)
+            raise SystemExit(f"{args.pairs}: pairs drawn with other settings ({differ}); give another --pairs file")
+        pairs = load_file(args.pairs)
+        return (pairs["train_u"], pairs["train_m"]), (pairs["valid_u"], pairs["valid_m"])
+    train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=sdrs)
+    valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
+    if args.pairs:
+        pairs = {"train_u": train[0], "train_m": train[1], "valid_u": valid[0], "valid_m": valid[1]}
+        save_file(pairs, args.pairs, metadata=drawn)
+    return train, valid
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -170,23 +196,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.grow and not args.init:
         raise SystemExit("--grow appends blocks to a trained network: give it with --init WEIGHTS")
     started = time.time()
-    sdrs = [tuple(r) for r in args.sdr or [(1.0, 20.0)]]
-    drawn = {"music": str(music), "items": str(args.items), "valid_items": str(args.valid_items),
-             "seed": str(args.seed), "codecs": " ".join(args.codecs), "sdr": repr(sdrs)}  # fmt: skip
-    if args.pairs and Path(args.pairs).exists():
-        with safe_open(args.pairs, "pt") as f:
-            cached = f.metadata() or {}
-        if cached != drawn:
-            differ = ", ".join(f"{k} {cached.get(k)} (asked: {v})" for k, v in drawn.items() if cached.get(k) != v)
-            raise SystemExit(f"{args.pairs}: pairs drawn with other settings ({differ}); give another --pairs file")
-        pairs = load_file(args.pairs)
-        train, valid = (pairs["train_u"], pairs["train_m"]), (pairs["valid_u"], pairs["valid_m"])
-    else:
-        train = coded_pairs(train_files, args.items, args.seed, codecs=args.codecs, sdrs=sdrs)
-        valid = coded_pairs(valid_files, args.valid_items, args.seed + 1, codecs=args.codecs)
-        if args.pairs:
-            pairs = {"train_u": train[0], "train_m": train[1], "valid_u": valid[0], "valid_m": valid[1]}
-            save_file(pairs, args.pairs, metadata=drawn)
+    train, valid = _pairs(args, train_files, valid_files)
     band = int(((valid[0].abs() >= 0.97) != valid[1]).sum()) / max(int(valid[1].sum()), 1)
     print(f"{len(train[0])} + {len(valid[0])} pairs in {time.time() - started:.0f} s; "
           f"a band at 97 % of the level errs {band:.4f} per clipped sample", flush=True)  # fmt: skip

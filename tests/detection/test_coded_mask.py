@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from declip.data.codecs import code
 from declip.detection.coded_mask import (
+    DILATIONS,
     FLOOR,
     ClipMaskNet,
     LearnedMaskClipping,
@@ -17,7 +17,7 @@ from declip.detection.coded_mask import (
     save_mask_net,
 )
 from declip.physics import Clipping
-from declip.training.coded_mask import coded_pairs, main
+from declip.training.coded_mask import coded_pairs, main, train_mask_net
 from tests.detection.signals import KBPS, RATE, clipped_at, rich_music, sine_gain, tensor
 
 
@@ -114,8 +114,7 @@ def test_a_short_training_run_writes_weights_the_operator_loads(corpus, tmp_path
         ["--music", str(corpus), "--items", "4", "--valid-items", "2", "--steps", "2", "--seed", "3", "--out", str(out)]
     )
     assert "valid errors per clipped sample" in capsys.readouterr().out
-    net = ClipMaskNet()
-    net.load_state_dict(load_file(out))
+    net = load_mask_net(out)
     torch.manual_seed(3)
     start = ClipMaskNet()  # the run's initial weights (seeded as it seeds them)
     assert all(not torch.equal(a, b) for a, b in zip(net.parameters(), start.parameters()))  # every tensor trained
@@ -151,7 +150,7 @@ def test_the_command_line_passes_every_range_given(corpus, monkeypatch):
 
 def test_fine_tuning_starts_from_the_weights_given(corpus, tmp_path, capsys):
     base, out = tmp_path / "base.safetensors", tmp_path / "tuned.safetensors"
-    save_file(default_mask_net().state_dict(), base)
+    save_mask_net(default_mask_net(), base)
     argv = ["--music", str(corpus), "--items", "4", "--valid-items", "2", "--steps", "2"]
     argv += ["--sdr", "15", "20", "--sdr", "1", "5"]  # two ranges, one drawn per pair
     main([*argv, "--init", str(base), "--lr", "1e-9", "--out", str(out)])
@@ -161,17 +160,23 @@ def test_fine_tuning_starts_from_the_weights_given(corpus, tmp_path, capsys):
     assert any(not torch.equal(tuned[k], shipped[k]) for k in shipped)  # but trained
 
 
+def first_network():
+    torch.manual_seed(0)
+    return ClipMaskNet().eval()
+
+
 def test_a_grown_network_starts_with_the_output_of_the_one_it_grew_from_and_reads_further():
-    shipped = default_mask_net()
-    grown = shipped.grown((64, 128))
-    assert grown.dilations == (1, 2, 4, 8, 16, 32, 64, 128) and grown.context == shipped.context + 192
+    first = first_network()
+    grown = first.grown((64, 128))
+    assert grown.dilations == (*DILATIONS, 64, 128) and grown.context == first.context + 192
     u = torch.from_numpy(rich_music(0.5, 1, 3).T.copy()).float()[None]
-    assert torch.allclose(grown(u), shipped(u), atol=1e-6)  # the new residual branches start at zero
+    assert torch.allclose(grown(u), first(u), atol=1e-6)  # the new residual branches start at zero
     torch.nn.init.normal_(grown.mix[-1].weight)  # once trained, a sample 150 away moves the output
     far = u.clone()
     far[..., 2000 + 150] += 0.5
     assert not torch.allclose(grown(far)[..., 2000], grown(u)[..., 2000])
-    assert torch.equal(shipped(far)[..., 2000], shipped(u)[..., 2000])  # beyond the shipped network's 65
+    assert torch.equal(first(far)[..., 2000], first(u)[..., 2000])  # beyond the first network's 65
+    assert default_mask_net().context == 513  # the shipped network: grown by 64, 128 and 256
 
 
 def test_saved_weights_carry_their_shape(tmp_path):
@@ -181,37 +186,41 @@ def test_saved_weights_carry_their_shape(tmp_path):
     assert (loaded.width, loaded.dilations, loaded.context) == (16, (1, 3, 9), 15)
     u = torch.randn(1, 1, 300)
     assert torch.equal(loaded(u), net.eval()(u))
-    save_file(default_mask_net().state_dict(), tmp_path / "bare.safetensors")  # no metadata: the shipped shape
-    assert load_mask_net(tmp_path / "bare.safetensors").dilations == default_mask_net().dilations
+    save_file(first_network().state_dict(), tmp_path / "bare.safetensors")  # no metadata: the first shape
+    assert torch.equal(load_mask_net(tmp_path / "bare.safetensors")(u), first_network()(u))
 
 
-def test_growing_trains_the_grown_network_from_cached_pairs(corpus, tmp_path):
+def test_growing_trains_the_grown_network_from_cached_pairs(corpus, tmp_path, monkeypatch):
     pairs, out, again = (tmp_path / name for name in ("pairs.safetensors", "grown.safetensors", "again.safetensors"))
+    save_mask_net(first_network(), tmp_path / "first.safetensors")
     argv = ["--music", str(corpus), "--items", "4", "--valid-items", "2", "--steps", "2", "--margin", "64"]
-    argv += ["--init", str(default_mask_net_file(tmp_path)), "--grow", "64", "--pairs", str(pairs)]
+    argv += ["--init", str(tmp_path / "first.safetensors"), "--grow", "64", "--pairs", str(pairs)]
     main([*argv, "--out", str(out)])
-    assert pairs.exists() and load_mask_net(out).dilations == (1, 2, 4, 8, 16, 32, 64)
+    assert pairs.exists() and load_mask_net(out).dilations == (*DILATIONS, 64)
     cached = load_file(pairs)
     assert cached["train_u"].shape[0] == 4 and cached["valid_m"].dtype == torch.bool
-    cached["train_u"][:] = 0  # a cache the run must read, not redraw: silent windows teach nothing
-    save_file(cached, pairs, metadata=safe_open_metadata(pairs))
-    main([*argv, "--out", str(again)])
-    assert not any(torch.equal(a, b) for a, b in zip(load_file(out).values(), load_file(again).values()))
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("the pairs were drawn again")
+
+    monkeypatch.setattr("declip.training.coded_mask.coded_pairs", drawn)
+    main([*argv, "--codecs", "opus", "mp3", "--out", str(again)])  # the cache is read (codecs in any order)
     with pytest.raises(SystemExit, match=r"pairs drawn with other settings \(items 4 \(asked: 999\)\)"):
         main([*argv, "--items", "999", "--out", str(again)])
     with pytest.raises(SystemExit, match="--grow appends blocks to a trained network"):
         main(["--music", str(corpus), "--grow", "64"])
 
 
-def safe_open_metadata(path):
-    with safe_open(str(path), "pt") as f:
-        return f.metadata()
-
-
-def default_mask_net_file(folder):
-    path = folder / "shipped.safetensors"
-    save_file(default_mask_net().state_dict(), path)
-    return path
+def test_the_margin_keeps_the_crop_edges_out_of_the_loss():
+    u, m = torch.rand(2, 64) * 2 - 1, torch.rand(2, 64) > 0.5
+    nets = []
+    for labels in (m, torch.cat([~m[:, :8], m[:, 8:56], ~m[:, 56:]], 1)):  # labels changed in the margins only
+        valid = (u[:1], labels[:1])
+        nets.append(train_mask_net((u, labels), valid, steps=1, batch=2, frames=48, margin=8, log_every=10))
+    assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+    changed = torch.cat([~m[:, :20], m[:, 20:]], 1)  # and inside the scored part: another network
+    other = train_mask_net((u, changed), (u[:1], changed[:1]), steps=1, batch=2, frames=48, margin=8, log_every=10)
+    assert not all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), other.parameters()))
 
 
 def test_a_corpus_without_tracks_stops_with_one_line(tmp_path):

@@ -4,9 +4,9 @@ After coding, a clipped run's samples scatter around the level θ: pre-echo and 
 them well under it and lift others above it, while peaks that were never clipped can reach it. A
 fixed band ("at or beyond 97 % of θ") marks the wrong samples: on held-out music coded with Opus it
 restored 0.7 dB where the true mask gives 4.6. :class:`ClipMaskNet`, a stack of dilated convolutions,
-reads ``y / θ`` around each sample (the shipped one: 513 samples each side, about a codec frame) and gives
-the log-odds that it was clipped; the polarity is its sign. It is trained from clipped recordings alone: a hard-clipped
-recording's plateaus are the labels, the codec is applied to it on the fly
+reads ``y / θ`` around each sample (the shipped one: 513 samples on each side, about one codec frame in all)
+and gives the log-odds that it was clipped; the polarity is its sign. It is trained from clipped recordings
+alone: a hard-clipped recording's plateaus are the labels, the codec is applied to it on the fly
 (:mod:`declip.training.coded_mask`); its weights ship with the package (``coded_mask.safetensors``:
 tensors only, no pickled code).
 
@@ -79,7 +79,7 @@ def save_mask_net(net: ClipMaskNet, path: str | Path) -> None:
 
 def load_mask_net(path: str | Path) -> ClipMaskNet:
     """A network with the weights in ``path`` (a ``.safetensors`` of :class:`ClipMaskNet`), in eval mode; its
-    width and dilations from the file's metadata (a file without them: the default network's)."""
+    width and dilations from the file's metadata (a file without them: :data:`WIDTH` and :data:`DILATIONS`)."""
     with safe_open(str(path), "pt") as f:
         shape = f.metadata() or {}
     dilations = tuple(int(d) for d in shape["dilations"].split(",")) if "dilations" in shape else DILATIONS

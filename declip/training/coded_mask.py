@@ -107,8 +107,7 @@ def train_mask_net(
     weighted towards samples over 30 % of the level; from a copy of ``init`` when given (fine-tuning).
     ``margin``: samples on each side of a crop the network reads but the loss leaves out, so scored samples
     see audio, not zero padding, within ``margin`` (crops are ``frames + 2 margin`` long; at the network's
-    context, all of it). Prints the valid pairs'
-    errors as it goes."""
+    context, all of it). Prints the valid pairs' errors as it goes."""
     torch.manual_seed(seed)
     u_all, m_all = train[0], train[1].float()
     net = ClipMaskNet() if init is None else copy.deepcopy(init).train().requires_grad_(True)

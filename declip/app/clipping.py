@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 
 from declip.detection.coded import DESCRIPTIONS
+from declip.detection.coded_mask import with_context
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import detect_clip_level_blocks
 from declip.errors import ConfigError
@@ -94,7 +95,7 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         physics = measurement.physics
         counts = {"high": torch.zeros(channels, dtype=torch.long), "low": torch.zeros(channels, dtype=torch.long)}
         frames = 0
-        for left, block, right in _with_context(blocks(), physics.context):
+        for left, block, right in with_context(blocks(), physics.context):
             if measurement.clipped is not False:  # else nothing is restored: the restoration copies the input
                 masks = physics.masks(torch.cat([left, block, right], -1))
                 inside = slice(left.shape[-1], left.shape[-1] + block.shape[-1])
@@ -117,23 +118,3 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
         clipped_low=(counts["low"] > 0).tolist(),
         measurement=measurement,
     )
-
-
-def _with_context(blocks, context: int):
-    """Each block ``(channels, frames)`` with up to ``context`` samples of its neighbours on each side (none past
-    the ends): a mask that looks ``context`` samples around each sample (the learned coded masks) then counts the
-    samples of a block as one pass over the whole file would, for blocks of at least ``context`` samples."""
-    previous, current = None, None
-    for block in blocks:
-        if current is not None:
-            yield _tail(previous, current, context), current, block[:, :context]
-        previous, current = current, block
-    if current is not None:
-        yield _tail(previous, current, context), current, current[:, :0]
-
-
-def _tail(previous, current, context: int):
-    """The last ``context`` samples of ``previous`` (none before the first block)."""
-    if previous is None or context == 0:
-        return current[:, :0]
-    return previous[:, -context:]

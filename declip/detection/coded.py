@@ -16,7 +16,12 @@ over blocks), looks for that pile-up, and reports a level, a kind and a confiden
   and 15-30 % over it) counts when it has a partner and the half-cycles' peaks (each run of one
   sign's largest magnitude: every half-cycle that reached the rail peaks there) pile up at the
   same level, with a partner too. A clean track can have either bump (a sustained tone, a
-  compressed master), seldom both; saturation makes both, and a squashed top (below) wins;
+  compressed master), seldom both; saturation makes both, and a squashed top (below) wins.
+  A pile-up with the peak less than 3 % above it is a ceiling (a limiter's, a sustained tone's
+  round tops) unless the mask network marks the samples near it clipped: light clipping whose
+  flat tops MP3 or AAC lifted by less than that (:meth:`CodedClipLevel.confirmed`;
+  :func:`declip.detection.measurement.measure` asks the network in a second pass; this module's
+  estimate alone calls such a polarity ``soft`` and notes its ``ceiling``);
 - ``soft``: no pile-up, but the top of the distribution is squashed (tanh or arctan
   saturation, a brick-wall limiter driven hard): the upper quantiles crowd together, in shape
   (the tail index) and in extent (the top 0.1 % of samples within 2.1 % of the 99.99th
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,6 +68,7 @@ PEAKS_RATIO = 1.5  # half-cycle peaks: the same, at the samples' level (see WIDE
 WIDE_AGREE = (0.95, 1.30)  # half-cycle peaks' level over the samples': the largest of a noisy top sits over it
 PEAKS_Z = 5.0  # half-cycle peaks' pile-up: its excess in Poisson standard deviations ...
 PEAKS_MIN_SHARE = 1e-3  # ... and at least this share of the polarity's half-cycles in the band
+CEILING_MARKED = 0.15  # a ceiling is hard clipping when the mask network marks this share of the samples near it
 
 LOWEST_LEVEL_BIN = math.ceil((math.log2(MIN_LEVEL) - math.log2(LOWEST)) * BINS_PER_OCTAVE)  # MIN_LEVEL's bin
 
@@ -79,7 +85,8 @@ DESCRIPTIONS = {
 class PolarityEstimate:
     """One channel's one polarity: ``level`` (a magnitude: the centre of the pile-up, or the peak), ``kind``,
     ``confidence`` in [0, 1] (of the kind stated), the pile-up ``ratio``, the ``tail_index`` and the
-    ``spread`` of the top."""
+    ``spread`` of the top; ``ceiling``: the level of a pile-up just under the peak (``soft`` until the mask
+    network is asked, see :meth:`as_hard`), else ``None``."""
 
     level: float
     kind: str
@@ -88,6 +95,17 @@ class PolarityEstimate:
     tail_index: float
     peak: float
     spread: float = float("nan")  # (q99.99 - q99.9) / q99.99
+    ceiling: float | None = None  # a pile-up's level with the peak within 3 % above it: see ``as_hard``
+
+    def as_hard(self, marked: float, sensitivity: float = 1.0) -> PolarityEstimate:
+        """This polarity hard-clipped at its ``ceiling`` where the mask network marked a share ``marked`` of
+        the samples near it clipped (:data:`CEILING_MARKED` or more: light clipping after coding, whose tops
+        a codec lifted by less than 3 %); else unchanged (a limiter's ceiling, or no ceiling)."""
+        score = marked * sensitivity / CEILING_MARKED
+        if self.ceiling is None or not score >= 1:  # NaN: not marked
+            return self
+        confidence = min(self.confidence, _confidence(score))
+        return replace(self, level=self.ceiling, kind="hard-coded", confidence=confidence, ceiling=None)
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,23 @@ class CodedClipLevel:
         high = [level(h, lo) for h, lo in zip(self.high, self.low)]
         low = [-level(lo, h) for h, lo in zip(self.high, self.low)]
         return torch.tensor(high)[:, None], torch.tensor(low)[:, None]
+
+    def ceilings(self) -> Tensor:
+        """``(channels, 2)``: the level of each polarity (0: positive) called soft for a pile-up just under its
+        peak, which :meth:`confirmed` may turn hard-clipped; NaN for the others."""
+        nan = float("nan")
+        return torch.tensor(
+            [[nan if p.ceiling is None else p.ceiling for p in pair] for pair in zip(self.high, self.low)]
+        )
+
+    def confirmed(self, marked: Tensor, sensitivity: float = 1.0) -> CodedClipLevel:
+        """The estimate with each ceiling re-decided from ``marked`` ``(channels, 2)``: the share of the samples
+        near it that the mask network marks clipped (see :meth:`PolarityEstimate.as_hard`; the share comes from
+        :func:`declip.detection.coded_mask.marked_share`, which :func:`declip.detection.measurement.measure`
+        runs in a second pass over the recording)."""
+        high = [p.as_hard(float(marked[c, 0]), sensitivity) for c, p in enumerate(self.high)]
+        low = [p.as_hard(float(marked[c, 1]), sensitivity) for c, p in enumerate(self.low)]
+        return CodedClipLevel(high=high, low=low)
 
     def enabled(self) -> Tensor:
         """``(channels, 2)``: whether each channel's positive and negative polarity is hard-clipped."""
@@ -366,8 +401,9 @@ def _estimate_polarity(
     pile_score = _pile_score(ratio, partner, sensitivity) if pile is not None else 0.0
     soft_score = _soft_score(tail, spread, sensitivity)
     if pile is not None and pile_score >= 1:
-        if peak < pile.level * (1 + 2 * PILE_HALF_WIDTH):  # no codec noise lifts samples beyond it: a ceiling
-            return PolarityEstimate(peak, "soft", _confidence(pile_score), ratio, tail, peak, spread)
+        if peak < pile.level * (1 + 2 * PILE_HALF_WIDTH):  # peak within 3 %: a ceiling, or light clipping that the
+            confidence = _confidence(pile_score)  # codec barely lifted (the mask network decides: ``as_hard``)
+            return PolarityEstimate(peak, "soft", confidence, ratio, tail, peak, spread, ceiling=pile.level)
         return PolarityEstimate(pile.level, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
     wide_top = wide is not None and peak >= wide.level * (1 + 2 * WIDE_HALF_WIDTH)
     if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up, unless the top is squashed (saturation)

@@ -19,6 +19,7 @@ least their coded value, with its sign).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,6 +36,8 @@ FLOOR = 0.5  # samples under half the level are never counted clipped, whatever 
 PIECE = 16384  # samples per piece the network runs on (with its context around)
 WIDTH, DILATIONS = 32, (1, 2, 4, 8, 16, 32)  # a new network's shape (and that of files without metadata)
 INSIDE = 1 - 1e-4  # reliable samples at or beyond the level are moved this far inside it for the network
+NEAR = (0.9, 1.1)  # a ceiling's evidence: the samples between these multiples of its level ...
+SURE = 3.0  # ... and the share of them whose log-odds of "clipped" are this or more (odds of 20 to 1)
 
 
 class ClipMaskNet(nn.Module):
@@ -99,23 +102,70 @@ def _net_on(net: ClipMaskNet, device: torch.device) -> ClipMaskNet:
     return net if next(net.parameters()).device == device else copy.deepcopy(net).to(device)
 
 
-def _logits(net: ClipMaskNet, u: Tensor, piece: int = PIECE, batch: int = 16) -> Tensor:
+def _logits(net: ClipMaskNet, u: Tensor, piece: int = PIECE, batch: int = 16, floor: float = FLOOR) -> Tensor:
     """``net`` over each row of ``u`` ``(rows, time)``, in pieces of ``piece`` samples with the
     network's context on each side (zeros past the ends): any stretch of ``u`` gives the same
     logits at the samples it holds with their context, so blocks agree with one pass; activations
-    stay tens of MB. Pieces with no sample at or above :data:`FLOOR` are not computed (-inf)."""
+    stay tens of MB. Pieces with no sample at or above ``floor`` are not computed (-inf)."""
     rows, length = u.shape
     context = net.context
     starts = range(0, length, piece)
     padded = F.pad(u, (context, piece + context))
     windows = torch.stack([padded[:, s : s + piece + 2 * context] for s in starts], 1).reshape(-1, piece + 2 * context)
     out = torch.full((windows.shape[0], piece), -torch.inf, device=u.device)  # no sample near the level: none clipped
-    loud = torch.nonzero((windows[:, context : context + piece].abs() >= FLOOR).any(1)).flatten()
+    loud = torch.nonzero((windows[:, context : context + piece].abs() >= floor).any(1)).flatten()
     with torch.no_grad():
         for i in range(0, len(loud), batch):
             rows_in = loud[i : i + batch]
             out[rows_in] = net(windows[rows_in, None])[:, 0, context : context + piece]
     return out.reshape(rows, -1)[:, :length]
+
+
+def marked_share(levels: Tensor, asked: Tensor, blocks: Iterable[Tensor], net: ClipMaskNet | None = None) -> Tensor:
+    """Per channel and polarity ``(channels, 2)``, where ``asked``: of the samples within :data:`NEAR` of the
+    polarity's level, the share that ``net`` (the shipped one by default) marks clipped with log-odds
+    :data:`SURE` or more; 0 where not asked. ``levels`` ``(channels, 2)``: magnitudes the network's input is
+    scaled by, as :class:`LearnedMaskClipping` scales it (the polarities not asked about too: pass the levels
+    the measurement would use). One pass over consecutive ``blocks`` ``(channels, time)``, each with its
+    neighbours' samples as context, so the share is that of one pass over the whole recording. A hard-clipped
+    top after coding is marked; a limiter's ceiling or a tone's peaks, round under it, are not (see
+    :meth:`declip.detection.coded.CodedClipLevel.confirmed`)."""
+    net = default_mask_net() if net is None else net
+    near = torch.zeros(levels.shape, dtype=torch.long)
+    sure = torch.zeros(levels.shape, dtype=torch.long)
+    for left, block, right in with_context(blocks, net.context):
+        y = torch.cat([left, block, right], -1).float()
+        high, low = levels[:, :1].to(y), levels[:, 1:].to(y)
+        u = torch.where(y >= 0, y / high, y / low)
+        logits = _logits(_net_on(net, y.device), u, floor=NEAR[0])
+        inside = slice(left.shape[-1], left.shape[-1] + block.shape[-1])
+        u, logits = u[:, inside], logits[:, inside]
+        for polarity, v in enumerate((u, -u)):
+            counted = (v >= NEAR[0]) & (v <= NEAR[1]) & asked[:, polarity : polarity + 1].to(y.device)
+            near[:, polarity] += counted.sum(-1).cpu()
+            sure[:, polarity] += (counted & (logits >= SURE)).sum(-1).cpu()
+    return sure / near.clamp(min=1)
+
+
+def with_context(blocks: Iterable[Tensor], context: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Each block ``(channels, frames)`` with up to ``context`` samples of its neighbours on each side (none past
+    the ends), as ``(left, block, right)``: a mask that looks ``context`` samples around each sample (the learned
+    coded masks) then counts the samples of a block as one pass over the whole recording would, for blocks of at
+    least ``context`` samples."""
+    previous, current = None, None
+    for block in blocks:
+        if current is not None:
+            yield _tail(previous, current, context), current, block[:, :context]
+        previous, current = current, block
+    if current is not None:
+        yield _tail(previous, current, context), current, current[:, :0]
+
+
+def _tail(previous: Tensor | None, current: Tensor, context: int) -> Tensor:
+    """The last ``context`` samples of ``previous`` (none before the first block)."""
+    if previous is None or context == 0:
+        return current[:, :0]
+    return previous[:, -context:]
 
 
 class LearnedMaskClipping(Clipping):

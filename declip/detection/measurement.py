@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from declip.detection.coded import DESCRIPTIONS, KINDS, CodedClipLevel, estimate_clip_level_blocks
-from declip.detection.coded_mask import LearnedMaskClipping
+from declip.detection.coded_mask import LearnedMaskClipping, marked_share
 from declip.physics import ClipMasks, Clipping
 
 
@@ -60,11 +61,18 @@ def plateau_measurement(physics: Clipping, detected: bool | None, channels: int)
     return Measurement(physics, detected, kinds, (1.0,) * channels)
 
 
-def coded_measurement(blocks: Iterable[Tensor], channels: int, sensitivity: float = 1.0) -> Measurement:
+def coded_measurement(blocks: Callable[[], Iterable[Tensor]], channels: int, sensitivity: float = 1.0) -> Measurement:
     """The measurement of a recording without plateaus, from its amplitude distribution (one pass
-    over ``blocks``): learned masks at the level where a polarity is hard-clipped then coded; else
-    nothing to restore (soft saturation is reported, not restored)."""
-    level = estimate_clip_level_blocks(blocks, channels, sensitivity)
+    over ``blocks()``; a second one, through the mask network, where a pile-up lies just under the peak:
+    a limiter's ceiling or light clipping that the codec barely lifted): learned masks at the level where
+    a polarity is hard-clipped then coded; else nothing to restore (soft saturation is reported, not restored)."""
+    level = estimate_clip_level_blocks(blocks(), channels, sensitivity)
+    ceilings = level.ceilings()
+    asked = ~ceilings.isnan()
+    if asked.any():  # the network's input scaled as the restoration will scale it, at each ceiling
+        high, low = level.thresholds()
+        levels = torch.where(asked, ceilings, torch.cat([high, -low], 1))
+        level = level.confirmed(marked_share(levels, asked, blocks()), sensitivity)
     high, low = level.thresholds()
     kinds = tuple(level.kind(c) for c in range(channels))
     confidences = tuple(level.confidence(c) for c in range(channels))
@@ -79,8 +87,9 @@ def measure(
     blocks: Callable[[], Iterable[Tensor]],
     sensitivity: float = 1.0,
 ) -> Measurement:
-    """Plateau detection's result when it found clipping (or a level was given), else the coded
-    estimate from ``blocks()`` (read once more). Uncoded hard clipping is left exactly as before."""
+    """Plateau detection's result when it found clipping (or a level was given), else the coded estimate
+    from ``blocks()`` (read once more, twice where a ceiling is asked about). Uncoded hard clipping is left
+    exactly as before."""
     if detected is not False:
         return plateau_measurement(physics, detected, channels)
-    return coded_measurement(blocks(), channels, sensitivity)
+    return coded_measurement(blocks, channels, sensitivity)

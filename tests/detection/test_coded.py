@@ -1,11 +1,22 @@
 """Clip levels after lossy coding, and saturation, with real encoders."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from declip.data.codecs import code
-from declip.detection.coded import AmplitudeHistogram, estimate_clip_level, estimate_clip_level_blocks
+from declip.detection.coded import (
+    CEILING_MARKED,
+    AmplitudeHistogram,
+    CodedClipLevel,
+    PolarityEstimate,
+    estimate_clip_level,
+    estimate_clip_level_blocks,
+)
+from declip.detection.coded_mask import marked_share
+from declip.detection.measurement import coded_measurement
 from declip.detection.plateaus import detect_clip_level
 from declip.inference.analysis import measure_array
 from tests.detection.signals import (
@@ -145,6 +156,84 @@ def test_saturation_is_reported_as_saturated_not_clipped(signal, name, codec):
     assert measurement.kinds == ("soft",)
     assert measurement.describe().startswith("saturated, not hard-clipped")
     assert measurement.clipped is False  # reported, not restored
+
+
+def _asked_at_ceilings(level):
+    """The network's levels and the polarities asked about, as :func:`coded_measurement` passes them."""
+    ceilings = level.ceilings()
+    high, low = level.thresholds()
+    return torch.where(ceilings.isnan(), torch.cat([high, -low], 1), ceilings), ~ceilings.isnan()
+
+
+def test_light_clipping_that_the_codec_barely_lifted_is_hard_not_a_ceiling(signal):
+    """Clipped at 25 dB input SDR then MP3-coded, the tops rise less than 3 % over the level: from the amplitudes
+    alone that is a ceiling (called saturated until the mask network was asked); the network marks the samples
+    near it clipped, so it is hard clipping after coding, at the level, and restored."""
+    clipped, theta = clipped_at(signal, 25)
+    y = tensor(code(clipped, RATE, "mp3", KBPS["mp3"]))
+    alone = estimate_clip_level(y)
+    assert alone.kind(0) == "soft" and not alone.ceilings().isnan().any()
+    assert (marked_share(*_asked_at_ceilings(alone), [y]) >= CEILING_MARKED).all()
+    measurement = measure_array(y)
+    assert measurement.kinds == ("hard-coded",) and measurement.clipped is True
+    expected = theta * sine_gain("mp3")
+    for polarity in (measurement.coded.high[0], measurement.coded.low[0]):
+        assert abs(polarity.level / expected - 1) < 0.02, (polarity.level, expected)
+
+
+def test_a_tone_s_rounded_peaks_are_a_ceiling_the_network_does_not_mark():
+    """A sustained tone spends long near its peak, so after MP3 its amplitudes pile up just under the peak as
+    light clipping's do; its tops are round, not flat, and the mask network marks none of them: not restored."""
+    t = np.arange(6 * RATE) / RATE
+    tone = (0.9 * np.sin(2 * np.pi * 110 * t))[:, None].astype(np.float32)
+    y = tensor(code(tone, RATE, "mp3", KBPS["mp3"]))
+    alone = estimate_clip_level(y)
+    assert not alone.ceilings().isnan().all()
+    assert (marked_share(*_asked_at_ceilings(alone), [y]) < 0.1 * CEILING_MARKED).all()
+    measurement = measure_array(y)
+    assert measurement.kinds == ("soft",) and measurement.clipped is False
+
+
+def test_a_ceiling_is_hard_from_the_marked_share_on():
+    ceiling = PolarityEstimate(0.5, "soft", 0.8, 6.0, 0.3, 0.5, 0.01, ceiling=0.49)
+    assert ceiling.as_hard(0.9 * CEILING_MARKED) is ceiling
+    assert ceiling.as_hard(float("nan")) is ceiling
+    hard = ceiling.as_hard(2 * CEILING_MARKED)
+    assert (hard.kind, hard.level, hard.confidence, hard.ceiling) == ("hard-coded", 0.49, 0.75, None)
+    assert ceiling.as_hard(0.9 * CEILING_MARKED, sensitivity=1.2).kind == "hard-coded"
+    none = PolarityEstimate(0.5, "none", 0.9, 1.1, 0.8, 0.5, 0.05)
+    assert none.as_hard(1.0) is none  # only a ceiling is asked about
+    level = CodedClipLevel(high=[ceiling], low=[replace(ceiling, level=0.52)])
+    confirmed = level.confirmed(torch.tensor([[2 * CEILING_MARKED, 0.0]]))
+    assert (confirmed.high[0].kind, confirmed.low[0].kind) == ("hard-coded", "soft")  # each polarity its own share
+
+
+def test_the_marked_share_over_blocks_is_that_of_one_pass(signal):
+    clipped, theta = clipped_at(signal, 25)
+    y = tensor(code(clipped, RATE, "mp3", KBPS["mp3"]))
+    levels, asked = torch.full((1, 2), theta * sine_gain("mp3")), torch.tensor([[True, False]])
+    whole = marked_share(levels, asked, [y])
+    pieces = marked_share(levels, asked, torch.split(y, 10007, dim=1))
+    assert whole[0, 0] > CEILING_MARKED and whole[0, 1] == pieces[0, 1] == 0  # not asked
+    assert torch.equal(pieces, whole)
+
+
+def test_the_network_is_asked_in_a_second_pass_only_about_a_ceiling(signal):
+    """``measure`` reads a generator of blocks again for the network only where the estimate has a ceiling."""
+    calls = []
+
+    def blocks(y):
+        def read():
+            calls.append(1)
+            yield from torch.split(y, 30011, dim=1)
+
+        return read
+
+    for sdr_db, passes in ((10, 1), (25, 2)):
+        calls.clear()
+        clipped, _ = clipped_at(signal, sdr_db)
+        measurement = coded_measurement(blocks(tensor(code(clipped, RATE, "mp3", KBPS["mp3"]))), 1)
+        assert measurement.kinds == ("hard-coded",) and len(calls) == passes
 
 
 def test_blocks_give_the_one_block_estimate(signal):

@@ -18,8 +18,9 @@ over blocks), looks for that pile-up, and reports a level, a kind and a confiden
   same level, with a partner too. A clean track can have either bump (a sustained tone, a
   compressed master), seldom both; saturation makes both, and a squashed top (below) wins.
   A pile-up with the peak less than 3 % above it is a ceiling (a limiter's, a sustained tone's
-  round tops) unless the mask network marks the samples near it clipped: light clipping whose
-  flat tops MP3 or AAC lifted by less than that (:meth:`CodedClipLevel.confirmed`;
+  round tops) unless it has a partner and the mask network marks the samples near it clipped:
+  light clipping whose flat tops MP3 or AAC lifted by less than that (an AAC decoder's overshoot
+  can pile up by a peak far over the level, alone; :meth:`CodedClipLevel.confirmed`;
   :func:`declip.detection.measurement.measure` asks the network in a second pass; this module's
   estimate alone calls such a polarity ``soft`` and notes its ``ceiling``);
 - ``soft``: no pile-up, but the top of the distribution is squashed (tanh or arctan
@@ -85,8 +86,8 @@ DESCRIPTIONS = {
 class PolarityEstimate:
     """One channel's one polarity: ``level`` (a magnitude: the centre of the pile-up, or the peak), ``kind``,
     ``confidence`` in [0, 1] (of the kind stated), the pile-up ``ratio``, the ``tail_index`` and the
-    ``spread`` of the top; ``ceiling``: the level of a pile-up just under the peak (``soft`` until the mask
-    network is asked, see :meth:`as_hard`), else ``None``."""
+    ``spread`` of the top; ``ceiling``: the level of a partnered pile-up just under the peak (``soft`` until
+    the mask network is asked, see :meth:`as_hard`), else ``None``."""
 
     level: float
     kind: str
@@ -402,8 +403,9 @@ def _estimate_polarity(
     soft_score = _soft_score(tail, spread, sensitivity)
     if pile is not None and pile_score >= 1:
         if peak < pile.level * (1 + 2 * PILE_HALF_WIDTH):  # peak within 3 %: a ceiling, or light clipping that the
-            confidence = _confidence(pile_score)  # codec barely lifted (the mask network decides: ``as_hard``)
-            return PolarityEstimate(peak, "soft", confidence, ratio, tail, peak, spread, ceiling=pile.level)
+            confidence = _confidence(pile_score)  # codec barely lifted (with a partner: the mask network decides)
+            ceiling = pile.level if partner > 0 else None
+            return PolarityEstimate(peak, "soft", confidence, ratio, tail, peak, spread, ceiling=ceiling)
         return PolarityEstimate(pile.level, "hard-coded", _confidence(pile_score), ratio, tail, peak, spread)
     wide_top = wide is not None and peak >= wide.level * (1 + 2 * WIDE_HALF_WIDTH)
     if wide_top and wide_score >= 1 and soft_score < 1:  # a wide pile-up, unless the top is squashed (saturation)

@@ -194,6 +194,17 @@ def test_a_tone_s_rounded_peaks_are_a_ceiling_the_network_does_not_mark():
     assert measurement.kinds == ("soft",) and measurement.clipped is False
 
 
+def test_a_ceiling_without_a_partner_is_not_asked_about(signal):
+    """Only the positive tops clipped at 25 dB, then MP3: a pile-up just under the peak with no pile-up of the other
+    polarity at its level (as an AAC decoder's overshoot can make, far over the true level) stays saturated."""
+    _, theta = clipped_at(signal, 25)
+    y = tensor(code(np.minimum(signal, theta), RATE, "mp3", KBPS["mp3"]))
+    alone = estimate_clip_level(y)
+    assert alone.high[0].kind == "soft" and alone.high[0].ratio > 2 and alone.high[0].peak < 1.03 * theta
+    assert alone.ceilings().isnan().all()
+    assert measure_array(y).kinds == ("soft",)
+
+
 def test_a_ceiling_is_hard_from_the_marked_share_on():
     ceiling = PolarityEstimate(0.5, "soft", 0.8, 6.0, 0.3, 0.5, 0.01, ceiling=0.49)
     assert ceiling.as_hard(0.9 * CEILING_MARKED) is ceiling

@@ -19,8 +19,8 @@ over blocks), looks for that pile-up, and reports a level, a kind and a confiden
   compressed master), seldom both; saturation makes both, and a squashed top (below) wins.
   A pile-up with the peak less than 3 % above it is a ceiling (a limiter's, a sustained tone's
   round tops) unless it has a partner and the mask network marks the samples near it clipped:
-  light clipping whose flat tops MP3 or AAC lifted by less than that (an AAC decoder's overshoot
-  can pile up by a peak far over the level, alone; :meth:`CodedClipLevel.confirmed`;
+  light clipping whose flat tops MP3 or AAC lifted by less than that (alone, it can be an AAC
+  decoder's overshoot piling up under a peak far over the level; :meth:`CodedClipLevel.confirmed`;
   :func:`declip.detection.measurement.measure` asks the network in a second pass; this module's
   estimate alone calls such a polarity ``soft`` and notes its ``ceiling``);
 - ``soft``: no pile-up, but the top of the distribution is squashed (tanh or arctan

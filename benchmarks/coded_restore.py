@@ -4,7 +4,7 @@
 
 Sets: the first ``--tracks`` tracks of ``MUSIC/test`` (``--split``; ``--seconds`` from the middle of each, left
 channel) and the SQAM excerpts (mono, int16 / 32768; evaluation only). Each signal x is clipped at
-θ for 1, 3, 5, 7, 10, 15, 20 dB input SDR (SDR(x, clip(x, θ))), then coded with MP3 128 kbps,
+θ for 1, 3, 5, 7, 10, 15, 20 dB input SDR (SDR(x, clip(x, θ)); or ``--levels``), then coded with MP3 128 kbps,
 Opus 96 kbps (libsndfile: LAME, libopus at 48 kHz, resampled there and back) or AAC 128 kbps (FFmpeg's
 encoder through PyAV, ``--codecs ... aac``), or left uncoded.
 
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
     parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
+    parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, help="input SDRs (dB); default 1-20")
     args = parser.parse_args()
     if args.masks and args.mask == "band":
         parser.error("--masks gives the learned masks' network; --mask band uses none")
@@ -161,13 +162,13 @@ def main() -> None:
         if name not in args.sets:
             continue
         print(f"\n{name}: {len(items)} signals ({', '.join(n for n, _, _ in items)})")
-        print("| codec | arm | " + " | ".join(f"{v} dB" for v in LEVELS) + " | mean |")
-        print("|---" * (len(LEVELS) + 3) + "|")
+        print("| codec | arm | " + " | ".join(f"{v} dB" for v in args.levels) + " | mean |")
+        print("|---" * (len(args.levels) + 3) + "|")
         for codec in args.codecs:
             arms = ("given", "detected", *(("true masks", "cap") if args.true_masks else ()))
             arms = arms[:3] if codec == "none" and args.true_masks else arms  # uncoded, the cap is the signal itself
             rows = {key: [] for key in (*arms, "found", "input")}
-            for level in LEVELS:
+            for level in args.levels:
                 scores = [score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
                 for key in rows:
                     rows[key].append(float(np.mean([s[key] for s in scores])))

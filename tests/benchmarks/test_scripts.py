@@ -291,8 +291,9 @@ def test_coded_restore(tmp_path, corpus):
 
 def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music",
-              "--codecs", "none", "mp3", "--true-masks", cwd=tmp_path)  # fmt: skip
-    rows = {(row[0], row[1]): [number(cell) for cell in row[2:9]] for row in table(out, "codec")}
+              "--codecs", "none", "mp3", "--true-masks", "--levels", 3, 20, cwd=tmp_path)  # fmt: skip
+    assert "| codec | arm | 3 dB | 20 dB | mean |" in out
+    rows = {(row[0], row[1]): [number(cell) for cell in row[2:4]] for row in table(out, "codec")}
     arms = {"none": ("given", "detected", "true masks"), "mp3": ("given", "detected", "true masks", "cap")}
     assert list(rows) == [(codec, arm) for codec in arms for arm in (*arms[codec], "share found", "input SDR")]
     assert rows[("none", "true masks")] == rows[("none", "given")]  # uncoded, the plateaus are the true mask

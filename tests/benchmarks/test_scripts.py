@@ -299,6 +299,7 @@ def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     assert rows[("none", "true masks")] == rows[("none", "given")]  # uncoded, the plateaus are the true mask
     # a perfect declipper under the codec's noise beats any restoration
     assert all(c > t for c, t in zip(rows[("mp3", "cap")], rows[("mp3", "true masks")]))
+    assert rows[("none", "input SDR")] == pytest.approx([3.0, 20.0], abs=0.02)  # --levels sets the clipping
 
 
 def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, corpus):

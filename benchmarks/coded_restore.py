@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
     parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
-    parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, help="input SDRs (dB); default 1 3 5 7 10 15 20")
+    parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, help="input SDRs (dB); default: all seven")
     args = parser.parse_args()
     if args.masks and args.mask == "band":
         parser.error("--masks gives the learned masks' network; --mask band uses none")

@@ -1,9 +1,12 @@
 """Real two-process DDP runs on CPU (gloo), launched the way users launch them."""
 
+import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,24 +23,67 @@ SYNTHETIC = ["--model.backbone.init_args.hidden=32", "--data.init_args.val_size=
 TIMEOUT = 300  # seconds; a run takes about 20
 
 
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process under it, from /proc (torchrun starts each rank in a session of its own, so a
+    process group would miss them)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            pid, rest = stat.read_text().split(" (", 1)
+            children.setdefault(int(rest.rsplit(")", 1)[1].split()[1]), []).append(int(pid))  # ppid after "(comm)"
+    found, todo = [], [root]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
+
+
+def _command_line(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    return "(ended)"
+
+
+def _signal(pids: list[int], number: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
+
+
+def _no_core_files() -> None:  # SIGABRT below must not leave core files behind
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def _run(command: list[str], cwd: Path) -> tuple[int, str]:
-    """Run a launch to its end: ``(return code, stdout + stderr)``. A run still going after :data:`TIMEOUT` s
-    fails the test with every process's stacks: each runs with faulthandler, and the whole process group (the
-    launcher, the rank it starts, the loader workers) gets SIGABRT, on which faulthandler prints every thread."""
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
+    """Run a launch to its end: ``(return code, its output)``. One still going after :data:`TIMEOUT` s fails the test
+    with every process's stacks: each runs with faulthandler, and the launcher, the ranks and the loader workers all
+    get SIGABRT, on which faulthandler prints every thread, then SIGKILL. The output goes to a file, so a process
+    left behind cannot hold the test up, and none outlives the test."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONUNBUFFERED": "1"}
+    log = cwd / "launch.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_no_core_files
+        )
+    hung: list[str] = []
     try:
-        output, _ = process.communicate(timeout=TIMEOUT)
+        process.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGABRT)
-        try:
-            output, _ = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            output, _ = process.communicate()
-        pytest.fail(f"DDP run still going after {TIMEOUT} s; its output and every process's stacks:\n{output}")
+        pids = _descendants(process.pid)
+        hung = [f"{pid}: {_command_line(pid)}" for pid in pids]
+        _signal(pids, signal.SIGABRT)
+        time.sleep(10)  # time to print the stacks
+        _signal(pids, signal.SIGKILL)
+    finally:
+        if process.poll() is None:  # interrupted, or still there after SIGKILL's snapshot
+            _signal(_descendants(process.pid), signal.SIGKILL)
+        process.wait()
+    output = log.read_text(errors="replace")
+    if hung:
+        processes = "\n".join(hung)
+        pytest.fail(
+            f"DDP run still going after {TIMEOUT} s; its processes:\n{processes}\nits output and stacks:\n{output}"
+        )
     return process.returncode, output
 
 

@@ -14,6 +14,7 @@ from declip.data.corpus import Corpus, Track
 from declip.data.resumable import training_loader
 from declip.data.segments import ClippedSegments
 from declip.data.stream import StreamingCorpus
+from declip.data.workers import loader_options
 from declip.errors import ConfigError
 from declip.metrics import DEFAULT_LEVELS
 
@@ -107,10 +108,8 @@ class AudioDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
         if isinstance(self.corpus, StreamingCorpus):  # the stream shuffles and shards itself
-            return self.corpus.loader(dataset, hp.batch_size, hp.num_workers)
-        return DataLoader(
-            dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0
-        )
+            return self.corpus.loader(dataset, hp.batch_size, hp.num_workers, self.trainer)
+        return DataLoader(dataset, batch_size=hp.batch_size, **loader_options(self.trainer, hp.num_workers))
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams

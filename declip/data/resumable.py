@@ -12,6 +12,8 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from declip.data.workers import loader_options
+
 
 class EpochSampler(DistributedSampler):
     """This rank's items of epoch ``e``, the same in every run, worker count and resumption.
@@ -89,5 +91,5 @@ def training_loader(
     ranks = (trainer.distributed_sampler_kwargs if trainer is not None else None) or {"num_replicas": 1, "rank": 0}
     return ResumableLoader(
         dataset, batch_size=batch_size, sampler=EpochSampler(dataset, **ranks, seed=seed, fresh=fresh),
-        num_workers=num_workers, persistent_workers=num_workers > 0,
+        **loader_options(trainer, num_workers),
     )  # fmt: skip

@@ -8,6 +8,8 @@ clipping follow :class:`~declip.data.ClippedSegments`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.utils.data import DataLoader, Dataset
 
 from declip.config import capture_init
@@ -16,6 +18,7 @@ from declip.data.corpus import Corpus, Track
 from declip.data.object_store import Location, allow_plain_http_endpoint, is_remote
 from declip.data.pieces import SUMMARY
 from declip.data.splits import SPLITS
+from declip.data.workers import loader_options, worker_context
 from declip.errors import ConfigError
 
 
@@ -76,10 +79,13 @@ class StreamingCorpus(Corpus):
         return StreamedSegments(draw, **self._source(split, True, seed))
 
     @staticmethod
-    def loader(dataset: Dataset, batch_size: int, num_workers: int) -> DataLoader:
+    def loader(dataset: Dataset, batch_size: int, num_workers: int, trainer: Any = None) -> DataLoader:
         """litdata's loader for the training stream (its state resumes mid-epoch); a plain one otherwise."""
         from litdata import StreamingDataLoader, StreamingDataset
 
         if isinstance(dataset, StreamingDataset):
-            return StreamingDataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-        return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0)
+            context = worker_context(trainer, num_workers)
+            return StreamingDataLoader(
+                dataset, batch_size=batch_size, num_workers=num_workers, multiprocessing_context=context
+            )
+        return DataLoader(dataset, batch_size=batch_size, **loader_options(trainer, num_workers))

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from declip.data.clipping import ClipLevels
 from declip.data.resumable import training_loader
+from declip.data.workers import loader_options
 from declip.errors import ConfigError
 from declip.metrics import DEFAULT_LEVELS
 
@@ -107,9 +108,7 @@ class SyntheticDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
-        return DataLoader(
-            dataset, batch_size=hp.batch_size, num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0
-        )
+        return DataLoader(dataset, batch_size=hp.batch_size, **loader_options(self.trainer, hp.num_workers))
 
     def train_dataloader(self) -> DataLoader:
         # shuffled by (seed, epoch); checkpoints keep the place in the epoch

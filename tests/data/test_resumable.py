@@ -2,6 +2,7 @@
 
 import warnings
 from itertools import islice
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -106,3 +107,22 @@ def test_ranks_split_each_epoch_and_a_restored_loader_serves_the_rest_of_it(fres
         assert head + [b.tolist() for b in restored] == whole
         assert restored.state_dict() == {"epoch": 0, "batches": 3}
         assert [b.tolist() for b in restored] != whole  # the next pass is epoch 1
+
+
+def test_under_ddp_loader_workers_are_spawned_and_serve_what_forked_ones_serve(uninterrupted):
+    """Forking a DDP rank, which holds threads, can copy a lock held and hang the worker; spawning cannot."""
+    folder, _ = uninterrupted
+    corpus = FolderCorpus([str(folder / "audio")], split=(0.5, 0.5, 0.0), manifest=str(folder / "split.json"))
+    served = {}
+    for world_size in (1, 2):
+        data = AudioDataModule(corpus, sample_rate=8000, segment_seconds=0.064, train_items=8, val_items=4,
+                               batch_size=2, num_workers=1)  # fmt: skip
+        data.trainer = SimpleNamespace(world_size=world_size, distributed_sampler_kwargs={"num_replicas": 1, "rank": 0})
+        data.setup("fit")
+        loaders = data.train_dataloader(), data.val_dataloader()
+        starts = {
+            loader.multiprocessing_context and loader.multiprocessing_context.get_start_method() for loader in loaders
+        }
+        assert starts == {None if world_size == 1 else "spawn"}  # None: the platform's own, fork on Linux
+        served[world_size] = [[{k: v.tolist() for k, v in batch.items()} for batch in loader] for loader in loaders]
+    assert [len(batches) for batches in served[1]] == [4, 2] and served[1] == served[2]

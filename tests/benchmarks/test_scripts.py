@@ -324,6 +324,20 @@ def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, co
     assert refused.returncode == 2 and "--masks gives the learned masks' network" in refused.stderr
 
 
+@smoke("codec_postfilter.py")
+def test_codec_postfilter(tmp_path, corpus):
+    out = run("codec_postfilter.py", "--music", corpus, "--segments", 4, "--seconds", 1, "--steps", 3, "--batch", 2,
+              "--valid-tracks", 1, "--eval-seconds", 1, cwd=tmp_path)  # fmt: skip
+    assert "4 training segments of 1.0 s coded once and twice (opus, 96 kbps)" in out
+    rows = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "training")}
+    assert list(rows) == ["none (as coded)", "re-coding: f(y2) -> y1", "clean: f(y1) -> x"]
+    once, filtered, gain, low, high, twice, filtered_twice = rows["none (as coded)"]
+    assert filtered == once and gain == low == high == 0 and filtered_twice == twice  # no filter: as coded
+    for once_, filtered, gain, low, high, twice_, _ in rows.values():
+        assert (once_, twice_) == (once, twice) and 5 < once < 60  # the same coded tracks for every row
+        assert gain == pytest.approx(filtered - once, abs=0.011) and low <= gain <= high
+
+
 @smoke("stream_throughput.py")
 def test_stream_throughput(tmp_path, corpus):
     out = run("stream_throughput.py", "--root", corpus, "--config", ROOT / "configs/music.yaml", "--tracks", 2,

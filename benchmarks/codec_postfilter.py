@@ -9,8 +9,9 @@ Training pairs: ``--segments`` mono segments of ``--seconds`` from ``MUSIC/train
 a random gain of 0.3 to 1), x, coded once, y1 = c(x), and twice, y2 = c(y1) (``--codec``, the bit rates of
 benchmarks/coded_restore.py). Two post-filters of one design are trained: ``re-coding`` learns f(y2) -> y1 (no clean
 audio: a recording that was coded can be coded again), ``clean`` learns f(y1) -> x (the bound with clean targets).
-The design: a real gain on each bin of a 1024-point STFT, predicted from the log power of five frames around it
-by a frame-rate convolutional network (257 k parameters), starting at gain 1 (the identity).
+The design: a real gain on each bin of a 1024-point STFT, predicted from the log power of the nine frames around
+it by a frame-rate convolutional network (1.1 M parameters), starting at gain 1 (the identity). LAME's level
+change (0.95) is undone after decoding, so only the codec's noise is left.
 
 Scored on the first ``--valid-tracks`` tracks of ``MUSIC/valid`` (``--eval-seconds`` from the middle, left channel,
 peak 0.9), coded once: SDR(x, y1) and SDR(x, f(y1)), and on the re-coding task itself, SDR(y1, y2) and
@@ -28,7 +29,7 @@ import soundfile as sf
 import torch
 import torch.nn as nn
 
-from declip.data.codecs import code
+from declip.data.codecs import ENCODER_GAINS, code
 from declip.physics import sdr
 
 KBPS = {"mp3": 128, "opus": 96, "aac": 128}
@@ -59,6 +60,15 @@ class BinGains(nn.Module):
         return torch.istft(spec * gain, N_FFT, HOP, window=self.window, length=y.shape[-1])
 
 
+def _tracks(music: str, split: str) -> list[str]:
+    files = sorted(glob.glob(f"{music}/{split}/*/mixture.flac"))
+    if not files:
+        raise SystemExit(
+            f"{music}/{split}: no */mixture.flac; build a corpus with: declip data build music --out {music}"
+        )
+    return files
+
+
 def _mono(path: str, start: int, length: int) -> np.ndarray:
     with sf.SoundFile(path) as f:
         f.seek(start)
@@ -66,11 +76,11 @@ def _mono(path: str, start: int, length: int) -> np.ndarray:
 
 
 def _code(audio: np.ndarray, rate: int, codec: str) -> np.ndarray:
-    return code(audio[:, None], rate, codec, KBPS[codec])[:, 0]
+    return code(audio[:, None], rate, codec, KBPS[codec])[:, 0] / ENCODER_GAINS[codec]
 
 
 def training_pairs(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    files = sorted(glob.glob(f"{args.music}/train/*/mixture.flac"))
+    files = _tracks(args.music, "train")
     rate = sf.info(files[0]).samplerate
     length = round(args.seconds * rate)
     rng = np.random.default_rng(args.seed)
@@ -86,7 +96,9 @@ def training_pairs(args) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
             continue
         x = x * (0.9 / np.abs(x).max()) * float(rng.uniform(0.3, 1.0))
         y1 = _code(x, rate, args.codec)
-        xs.append(x), y1s.append(y1), y2s.append(_code(y1, rate, args.codec))
+        xs.append(x)
+        y1s.append(y1)
+        y2s.append(_code(y1, rate, args.codec))
     return np.stack(xs), np.stack(y1s), np.stack(y2s), rate
 
 
@@ -107,21 +119,28 @@ def train(inputs: np.ndarray, targets: np.ndarray, args) -> BinGains:
     return model
 
 
-def evaluate(model: BinGains | None, args) -> dict[str, list[float]]:
-    scores: dict[str, list[float]] = {"once": [], "filtered": [], "twice": [], "filtered twice": []}
-    for path in sorted(glob.glob(f"{args.music}/valid/*/mixture.flac"))[: args.valid_tracks]:
+def validation_tracks(args) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(x, y1, y2)`` for each validation track: the middle ``--eval-seconds``, coded once and twice."""
+    tracks = []
+    for path in _tracks(args.music, "valid")[: args.valid_tracks]:
         info = sf.info(path)
         length = min(round(args.eval_seconds * info.samplerate), info.frames)
         x = _mono(path, (info.frames - length) // 2, length)
         x = x * (0.9 / max(np.abs(x).max(), 1e-6))
         y1 = _code(x, info.samplerate, args.codec)
-        y2 = _code(y1, info.samplerate, args.codec)
+        tracks.append((x, y1, _code(y1, info.samplerate, args.codec)))
+    return tracks
+
+
+def evaluate(model: BinGains | None, tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    scores: dict[str, list[float]] = {"once": [], "filtered": [], "twice": [], "filtered twice": []}
+    for x, y1, y2 in tracks:
         with torch.no_grad():
             f1, f2 = (y if model is None else model(torch.from_numpy(y)[None])[0].numpy() for y in (y1, y2))
         pairs = {"once": (x, y1), "filtered": (x, f1), "twice": (y1, y2), "filtered twice": (y1, f2)}
         for key, (reference, estimate) in pairs.items():
-            scores[key].append(float(sdr(torch.from_numpy(reference), torch.from_numpy(estimate))))
-    return scores
+            scores[key].append(float(sdr(torch.from_numpy(reference)[None], torch.from_numpy(estimate)[None])[0]))
+    return {key: np.array(value) for key, value in scores.items()}
 
 
 def main() -> None:
@@ -142,6 +161,7 @@ def main() -> None:
     x, y1, y2, _ = training_pairs(args)
     print(f"{len(x)} training segments of {args.seconds} s coded once and twice ({args.codec}, "
           f"{KBPS[args.codec]} kbps): {time.time() - started:.0f} s")  # fmt: skip
+    tracks = validation_tracks(args)
     rows = [("none (as coded)", None)]
     for name, (inputs, targets) in {"re-coding: f(y2) -> y1": (y2, y1), "clean: f(y1) -> x": (y1, x)}.items():
         started = time.time()
@@ -151,7 +171,7 @@ def main() -> None:
     print("| training | SDR(x, y1) | SDR(x, f(y1)) | gain | min | max | SDR(y1, y2) | SDR(y1, f(y2)) |")
     print("|---|---|---|---|---|---|---|---|")
     for name, model in rows:
-        s = {key: np.array(value) for key, value in evaluate(model, args).items()}
+        s = evaluate(model, tracks)
         gain = s["filtered"] - s["once"]
         cells = [s["once"].mean(), s["filtered"].mean(), gain.mean(), gain.min(), gain.max()]
         cells += [s["twice"].mean(), s["filtered twice"].mean()]

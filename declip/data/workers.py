@@ -1,13 +1,14 @@
 """How loader workers start: forked, except under DDP, where they are spawned.
 
-A rank of a DDP run holds threads (gloo's, the loaders' queue feeders, the resource sharer that
-hands tensors between processes). Forking a process mid-way through one of them copies its locks
-held, and the worker can wait on them for ever: a two-rank run on real audio with a worker per
-loader hung this way now and then. A spawned worker is a fresh interpreter (fork and exec at once),
-so it inherits no lock; the datasets here pickle cheaply (file names and settings, no audio). It is
-still the rank's child, which it watches, so it ends when the rank dies (with workers from a fork
-server, a run whose ranks were killed mid-epoch never ended). One process on its own keeps plain
-fork, which starts workers fastest.
+A two-rank run on real audio with a worker per loader hung now and then: the rank waiting for a
+batch, its workers idle, as if a message between them was lost. A rank holds threads (gloo's, the
+loaders' queue feeders, the resource sharer that hands tensors between processes), and forking a
+process while one of them holds a lock copies the lock held: the likely cause. A spawned worker is a
+fresh interpreter (fork and exec at once), so it inherits no lock; the datasets here pickle cheaply
+(file names and settings, no audio). With spawned workers the hang has not come back. A spawned
+worker is still the rank's child, which it watches, so it ends when the rank dies (with workers from
+a fork server, a run whose ranks were killed mid-epoch never ended). One process on its own keeps
+plain fork, which starts workers fastest.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 def worker_context(trainer: Any, num_workers: int) -> str | None:
     """The ``multiprocessing_context`` for a DataLoader with ``num_workers`` workers under ``trainer``."""
-    if num_workers == 0 or trainer is None or getattr(trainer, "world_size", 1) <= 1:
+    if num_workers == 0 or trainer is None or trainer.world_size <= 1:
         return None
     return "spawn"
 

@@ -10,7 +10,7 @@ import soundfile as sf
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import Dataset
 
-from declip.data import AudioDataModule, FolderCorpus
+from declip.data import AudioDataModule, FolderCorpus, SyntheticDataModule
 from declip.data.resumable import EpochSampler, ResumableLoader
 from declip.losses import MCLoss
 from declip.models import MLP
@@ -126,3 +126,11 @@ def test_under_ddp_loader_workers_are_spawned_and_serve_what_forked_ones_serve(u
         assert starts == {None if world_size == 1 else "spawn"}  # None: the platform's own, fork on Linux
         served[world_size] = [[{k: v.tolist() for k, v in batch.items()} for batch in loader] for loader in loaders]
     assert [len(batches) for batches in served[1]] == [4, 2] and served[1] == served[2]
+
+
+def test_the_synthetic_module_spawns_its_loader_workers_under_ddp_too():
+    data = SyntheticDataModule(length=64, train_size=8, val_size=4, test_size=4, batch_size=2, num_workers=1)
+    for world_size, start in ((1, None), (2, "spawn")):
+        data.trainer = SimpleNamespace(world_size=world_size, distributed_sampler_kwargs={"num_replicas": 1, "rank": 0})
+        for loader in (data.train_dataloader(), data.val_dataloader(), data.test_dataloader()):
+            assert (loader.multiprocessing_context and loader.multiprocessing_context.get_start_method()) == start

@@ -15,7 +15,8 @@ change (0.95) is undone after decoding, so only the codec's noise is left.
 
 Scored on the first ``--valid-tracks`` tracks of ``MUSIC/valid`` (``--eval-seconds`` from the middle, left channel,
 peak 0.9), coded once: SDR(x, y1) and SDR(x, f(y1)), and on the re-coding task itself, SDR(y1, y2) and
-SDR(y1, f(y2)). Mean over the tracks, with the smallest and largest gain.
+SDR(y1, f(y2)). Mean over the tracks, with the smallest and largest gain. First, where the codec's error lies:
+the shares of its energy, and of the signal's, in four bands (``--steps 0`` prints them alone, in seconds).
 """
 
 from __future__ import annotations
@@ -143,6 +144,20 @@ def evaluate(model: BinGains | None, tracks: list[tuple[np.ndarray, np.ndarray, 
     return {key: np.array(value) for key, value in scores.items()}
 
 
+BANDS_HZ = (0, 4000, 12000, 20000, None)
+
+
+def error_bands(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rate: int) -> tuple[list[float], list[float]]:
+    """The shares of the codec's error energy ``x - y1`` and of the signal's energy ``x`` in :data:`BANDS_HZ`."""
+    error, signal = np.zeros(len(BANDS_HZ) - 1), np.zeros(len(BANDS_HZ) - 1)
+    for x, y1, _ in tracks:
+        frequencies = np.fft.rfftfreq(len(x), 1 / rate)
+        for power, total in ((np.abs(np.fft.rfft(x - y1)) ** 2, error), (np.abs(np.fft.rfft(x)) ** 2, signal)):
+            for band, (low, high) in enumerate(zip(BANDS_HZ[:-1], BANDS_HZ[1:])):
+                total[band] += power[(frequencies >= low) & (frequencies < (high or np.inf))].sum()
+    return list(error / error.sum()), list(signal / signal.sum())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--music", required=True, help="a corpus as `declip data build music` writes it")
@@ -158,10 +173,17 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.time()
-    x, y1, y2, _ = training_pairs(args)
+    x, y1, y2, rate = training_pairs(args)
     print(f"{len(x)} training segments of {args.seconds} s coded once and twice ({args.codec}, "
           f"{KBPS[args.codec]} kbps): {time.time() - started:.0f} s")  # fmt: skip
     tracks = validation_tracks(args)
+    names = [f"{low // 1000}-{high // 1000} kHz" if high else f"above {low // 1000} kHz" for low, high in
+             zip(BANDS_HZ[:-1], BANDS_HZ[1:])]  # fmt: skip
+    print(f"\n| share of the energy, validation tracks | {' | '.join(names)} |")
+    print("|---|" + "---|" * len(names))
+    for name, shares in zip(("codec's error x - y1", "signal x"), error_bands(tracks, rate)):
+        print(f"| {name} | " + " | ".join(f"{share:.3f}" for share in shares) + " |")
+    print()
     rows = [("none (as coded)", None)]
     for name, (inputs, targets) in {"re-coding: f(y2) -> y1": (y2, y1), "clean: f(y1) -> x": (y1, x)}.items():
         started = time.time()

@@ -324,6 +324,19 @@ def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, co
     assert refused.returncode == 2 and "--masks gives the learned masks' network" in refused.stderr
 
 
+def test_coded_restore_scores_above_a_highpass_when_asked(tmp_path, corpus):
+    args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "none", "--levels", 10)
+    whole = {(r[0], r[1]): number(r[2]) for r in table(run("coded_restore.py", *args, cwd=tmp_path), "codec")}
+    out = run("coded_restore.py", *args, "--highpass", 20, cwd=tmp_path)
+    assert "scored above 20 Hz" in out
+    above_20 = {(r[0], r[1]): number(r[2]) for r in table(out, "codec")}
+    # the corpus's tones hold next to nothing below 20 Hz (their 1-s window leaks a little): about the same scores
+    assert above_20 == pytest.approx(whole, abs=0.2)
+    above_2k = {(r[0], r[1]): number(r[2]) for r in table(run("coded_restore.py", *args, "--highpass", 2000,
+                                                                 cwd=tmp_path), "codec")}  # fmt: skip
+    assert abs(above_2k[("none", "input SDR")] - whole[("none", "input SDR")]) > 1  # most of their energy is lower
+
+
 @smoke("codec_postfilter.py")
 def test_codec_postfilter(tmp_path, corpus):
     out = run("codec_postfilter.py", "--music", corpus, "--segments", 4, "--seconds", 1, "--steps", 3, "--batch", 2,

@@ -16,7 +16,7 @@ change (0.95) is undone after decoding, so only the codec's noise is left.
 Scored on the first ``--valid-tracks`` tracks of ``MUSIC/valid`` (``--eval-seconds`` from the middle, left channel,
 peak 0.9), coded once: SDR(x, y1) and SDR(x, f(y1)), and on the re-coding task itself, SDR(y1, y2) and
 SDR(y1, f(y2)). Mean over the tracks, with the smallest and largest gain. First, where the codec's error lies:
-the shares of its energy, and of the signal's, in four bands (``--steps 0`` prints them alone, in seconds).
+the shares of its energy, and of the signal's, in five bands (``--steps 0`` prints them alone, in seconds).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def evaluate(model: BinGains | None, tracks: list[tuple[np.ndarray, np.ndarray, 
     return {key: np.array(value) for key, value in scores.items()}
 
 
-BANDS_HZ = (0, 4000, 12000, 20000, None)
+BANDS_HZ = (0, 20, 4000, 12000, 20000, None)
 
 
 def error_bands(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rate: int) -> tuple[list[float], list[float]]:
@@ -177,8 +177,7 @@ def main() -> None:
     print(f"{len(x)} training segments of {args.seconds} s coded once and twice ({args.codec}, "
           f"{KBPS[args.codec]} kbps): {time.time() - started:.0f} s")  # fmt: skip
     tracks = validation_tracks(args)
-    names = [f"{low // 1000}-{high // 1000} kHz" if high else f"above {low // 1000} kHz" for low, high in
-             zip(BANDS_HZ[:-1], BANDS_HZ[1:])]  # fmt: skip
+    names = [f"{low:g}-{high:g} Hz" if high else f"above {low:g} Hz" for low, high in zip(BANDS_HZ[:-1], BANDS_HZ[1:])]
     print(f"\n| share of the energy, validation tracks | {' | '.join(names)} |")
     print("|---|" + "---|" * len(names))
     for name, shares in zip(("codec's error x - y1", "signal x"), error_bands(tracks, rate)):

@@ -342,6 +342,9 @@ def test_codec_postfilter(tmp_path, corpus):
     out = run("codec_postfilter.py", "--music", corpus, "--segments", 4, "--seconds", 1, "--steps", 3, "--batch", 2,
               "--valid-tracks", 1, "--eval-seconds", 1, cwd=tmp_path)  # fmt: skip
     assert "4 training segments of 1.0 s coded once and twice (opus, 96 kbps)" in out
+    bands = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "share of the energy, validation tracks")}
+    assert list(bands) == ["codec's error x - y1", "signal x"]
+    assert all(len(shares) == 5 and sum(shares) == pytest.approx(1, abs=0.003) for shares in bands.values())
     rows = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "training")}
     assert list(rows) == ["none (as coded)", "re-coding: f(y2) -> y1", "clean: f(y1) -> x"]
     once, filtered, gain, low, high, twice, filtered_twice = rows["none (as coded)"]

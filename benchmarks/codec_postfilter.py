@@ -16,7 +16,8 @@ change (0.95) is undone after decoding, so only the codec's noise is left.
 Scored on the first ``--valid-tracks`` tracks of ``MUSIC/valid`` (``--eval-seconds`` from the middle, left channel,
 peak 0.9), coded once: SDR(x, y1) and SDR(x, f(y1)), and on the re-coding task itself, SDR(y1, y2) and
 SDR(y1, f(y2)). Mean over the tracks, with the smallest and largest gain. First, where the codec's error lies:
-the shares of its energy, and of the signal's, in five bands (``--steps 0`` prints them alone, in seconds).
+the shares of its energy, and of the signal's, in five bands, and each track's SDR over the whole band and above
+20 Hz (``--steps 0`` prints these alone, in seconds).
 """
 
 from __future__ import annotations
@@ -158,6 +159,13 @@ def error_bands(tracks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], rate: i
     return list(error / error.sum()), list(signal / signal.sum())
 
 
+def highpass(signal: np.ndarray, rate: int, cutoff: float) -> np.ndarray:
+    """``signal`` with its spectrum below ``cutoff`` Hz set to zero (one FFT over the whole signal)."""
+    spectrum = np.fft.rfft(signal.astype(np.float64))
+    spectrum[np.fft.rfftfreq(len(signal), 1 / rate) < cutoff] = 0
+    return np.fft.irfft(spectrum, len(signal))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--music", required=True, help="a corpus as `declip data build music` writes it")
@@ -182,6 +190,11 @@ def main() -> None:
     print("|---|" + "---|" * len(names))
     for name, shares in zip(("codec's error x - y1", "signal x"), error_bands(tracks, rate)):
         print(f"| {name} | " + " | ".join(f"{share:.3f}" for share in shares) + " |")
+    print("\n| validation track | mean of x | SDR(x, y1) | the same above 20 Hz |\n|---|---|---|---|")
+    for path, (clean, coded, _) in zip(_tracks(args.music, "valid"), tracks):
+        above = [torch.from_numpy(highpass(v, rate, 20.0))[None] for v in (clean, coded)]
+        whole = float(sdr(torch.from_numpy(clean)[None], torch.from_numpy(coded)[None])[0])
+        print(f"| {path.split('/')[-2]} | {clean.mean():+.4f} | {whole:.2f} | {float(sdr(*above)[0]):.2f} |")
     print()
     rows = [("none (as coded)", None)]
     for name, (inputs, targets) in {"re-coding: f(y2) -> y1": (y2, y1), "clean: f(y1) -> x": (y1, x)}.items():

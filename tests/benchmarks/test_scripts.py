@@ -345,6 +345,8 @@ def test_codec_postfilter(tmp_path, corpus):
     bands = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "share of the energy, validation tracks")}
     assert list(bands) == ["codec's error x - y1", "signal x"]
     assert all(len(shares) == 5 and sum(shares) == pytest.approx(1, abs=0.003) for shares in bands.values())
+    ((track, offset, whole, above_20),) = table(out, "validation track")
+    assert track == "v0" and abs(number(offset)) < 0.1 and 5 < number(whole) <= number(above_20) + 0.5
     rows = {row[0]: [number(cell) for cell in row[1:]] for row in table(out, "training")}
     assert list(rows) == ["none (as coded)", "re-coding: f(y2) -> y1", "clean: f(y1) -> x"]
     once, filtered, gain, low, high, twice, filtered_twice = rows["none (as coded)"]

@@ -23,7 +23,10 @@ with a sine (LAME scales by 0.95; 1 for Opus and uncoded):
 
 With ``--highpass HZ`` every score (and the input SDR) is taken on the signals with their spectrum below HZ removed
 (the reference, the estimate and the input alike; the model still restores the whole band). Opus removes what lies
-below about 20 Hz, offsets included, so a reference holding much of it caps every ΔSDR after Opus.
+below about 20 Hz, offsets included, so a reference holding much of it caps every ΔSDR after Opus. With
+``--oracle-baseline`` as well, the coded input gets back what coding took from the clipped signal below HZ before it
+is restored (an oracle: it puts the clipped plateaus back on the level; scores are unchanged by it otherwise, since
+they are taken above HZ).
 """
 
 from __future__ import annotations
@@ -126,13 +129,17 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     y = clipped if codec == "none" else code(clipped, rate, codec, KBPS[codec])
     yt, reference = torch.from_numpy(y.T.copy()), gain * xt
     base = float(sdr(*(highpass(v, rate, args.highpass)[None] for v in (reference, yt))))
+    restored_from = yt  # the model's input; with --oracle-baseline, what coding took away below the cut put back
+    if args.oracle_baseline and codec != "none":
+        lost = torch.from_numpy(clipped.T.copy()) * gain - yt
+        restored_from = yt + (lost - highpass(lost, rate, args.highpass))
     if codec == "none":
         given, _ = restore_array(yt, rate, model, threshold=theta)
     else:
         physics = given_physics(gain * theta, args.mask, args.band, args.net)
         measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
-        given = restore_measured(yt, rate, model, measurement)
-    detected, report = restore_array(yt, rate, model)
+        given = restore_measured(restored_from, rate, model, measurement)
+    detected, report = restore_array(restored_from, rate, model)
     scores = {
         "given": delta(given),
         "detected": delta(detected),
@@ -141,9 +148,10 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     }
     if args.true_masks:
         truth = xt.abs() >= theta
-        true = given if codec == "none" else restore_measured(
-            yt, rate, model, Measurement(TrueMaskClipping(gain * theta, truth), True, ("hard-coded",), (1.0,))
-        )  # fmt: skip
+        true = given
+        if codec != "none":
+            truly = Measurement(TrueMaskClipping(gain * theta, truth), True, ("hard-coded",), (1.0,))
+            true = restore_measured(restored_from, rate, model, truly)
         scores["true masks"] = delta(true)
         if codec != "none":
             scores["cap"] = delta(torch.where(truth, reference, yt))
@@ -168,7 +176,10 @@ def main() -> None:
     parser.add_argument(
         "--highpass", type=float, default=0.0, help="score above this many Hz only (see above; default: the whole band)"
     )
+    parser.add_argument("--oracle-baseline", action="store_true", help="see above; needs --highpass")
     args = parser.parse_args()
+    if args.oracle_baseline and args.highpass <= 0:
+        parser.error("--oracle-baseline puts back what lies below --highpass: give --highpass HZ")
     if args.masks and args.mask == "band":
         parser.error("--masks gives the learned masks' network; --mask band uses none")
     model = load_model(args.model, precision="fp32")

@@ -337,6 +337,21 @@ def test_coded_restore_scores_above_a_highpass_when_asked(tmp_path, corpus):
     assert abs(above_2k[("none", "input SDR")] - whole[("none", "input SDR")]) > 1  # most of their energy is lower
 
 
+def test_coded_restore_oracle_baseline_changes_the_input_only(tmp_path, corpus):
+    args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "mp3", "--levels", 10,
+            "--true-masks", "--highpass", 20)  # fmt: skip
+    plain = {(r[0], r[1]): number(r[2]) for r in table(run("coded_restore.py", *args, cwd=tmp_path), "codec")}
+    oracle = {(r[0], r[1]): number(r[2]) for r in table(run("coded_restore.py", *args, "--oracle-baseline",
+                                                             cwd=tmp_path), "codec")}  # fmt: skip
+    assert list(oracle) == list(plain)
+    for arm in ("cap", "input SDR"):  # neither depends on what the model was given
+        assert oracle[("mp3", arm)] == plain[("mp3", arm)]
+    assert all(-30 < oracle[("mp3", arm)] < 60 for arm in ("given", "detected", "true masks"))
+    command = [sys.executable, str(BENCHMARKS / "coded_restore.py"), "--music", str(corpus), "--oracle-baseline"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "give --highpass HZ" in refused.stderr
+
+
 @smoke("codec_postfilter.py")
 def test_codec_postfilter(tmp_path, corpus):
     out = run("codec_postfilter.py", "--music", corpus, "--segments", 4, "--seconds", 1, "--steps", 3, "--batch", 2,

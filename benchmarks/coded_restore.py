@@ -25,8 +25,10 @@ With ``--highpass HZ`` every score (and the input SDR) is taken on the signals w
 (the reference, the estimate and the input alike; the model still restores the whole band). Opus removes what lies
 below about 20 Hz, offsets included, so a reference holding much of it caps every ΔSDR after Opus. With
 ``--oracle-baseline`` as well, the coded input gets back what coding took from the clipped signal below HZ before it
-is restored (an oracle: it puts the clipped plateaus back on the level; scores are unchanged by it otherwise, since
-they are taken above HZ).
+is restored, and each output loses it again (an oracle: it puts the clipped plateaus back on the level).
+``--estimated-baseline WINDOW`` does the same with an estimate from the coded input alone: the midpoint of each
+WINDOW-sample window's largest and smallest sample, interpolated and kept below 20 Hz (:func:`slow_baseline`),
+taken out of the coded input before restoring and added back to each output. Coded rows only.
 """
 
 from __future__ import annotations
@@ -119,6 +121,19 @@ def highpass(signal: torch.Tensor, rate: int, cutoff: float) -> torch.Tensor:
     return torch.fft.irfft(spectrum, signal.shape[-1], dim=-1).to(signal.dtype)
 
 
+def slow_baseline(y: torch.Tensor, rate: int, window: int, cutoff: float = 20.0) -> torch.Tensor:
+    """The midpoint of each ``window``'s largest and smallest sample (hop ``window // 4``), per channel, interpolated
+    to every sample and kept below ``cutoff`` Hz: where both polarities clip, where the plateaus' baseline lies."""
+    window = min(window, y.shape[-1])
+    hop = max(window // 4, 1)
+    frames = y.double().unfold(-1, window, hop)  # (channels, frames, window)
+    middles = ((frames.amax(-1) + frames.amin(-1)) / 2).numpy()
+    centres = np.arange(middles.shape[-1]) * hop + window // 2
+    line = np.stack([np.interp(np.arange(y.shape[-1]), centres, m) for m in middles])
+    baseline = torch.from_numpy(line)
+    return (baseline - highpass(baseline, rate, cutoff)).to(y.dtype)
+
+
 def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float, args) -> dict[str, float]:
     def delta(estimate: torch.Tensor) -> float:  # scored above --highpass: ΔSDR of the filtered signals
         return float(delta_sdr(*(highpass(v, rate, args.highpass)[None] for v in (reference, estimate, yt))))
@@ -129,17 +144,21 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     y = clipped if codec == "none" else code(clipped, rate, codec, KBPS[codec])
     yt, reference = torch.from_numpy(y.T.copy()), gain * xt
     base = float(sdr(*(highpass(v, rate, args.highpass)[None] for v in (reference, yt))))
-    restored_from = yt  # the model's input; with --oracle-baseline, what coding took away below the cut put back
+    restored_from = yt  # the model's input; its outputs lose again what was added to it (see above)
     if args.oracle_baseline and codec != "none":
         lost = torch.from_numpy(clipped.T.copy()) * gain - yt
         restored_from = yt + (lost - highpass(lost, rate, args.highpass))
+    if args.estimated_baseline and codec != "none":
+        restored_from = yt - slow_baseline(yt, rate, args.estimated_baseline)
+    added = restored_from - yt
     if codec == "none":
         given, _ = restore_array(yt, rate, model, threshold=theta)
     else:
         physics = given_physics(gain * theta, args.mask, args.band, args.net)
         measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
-        given = restore_measured(restored_from, rate, model, measurement)
+        given = restore_measured(restored_from, rate, model, measurement) - added
     detected, report = restore_array(restored_from, rate, model)
+    detected = detected - added
     scores = {
         "given": delta(given),
         "detected": delta(detected),
@@ -151,7 +170,7 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
         true = given
         if codec != "none":
             truly = Measurement(TrueMaskClipping(gain * theta, truth), True, ("hard-coded",), (1.0,))
-            true = restore_measured(restored_from, rate, model, truly)
+            true = restore_measured(restored_from, rate, model, truly) - added
         scores["true masks"] = delta(true)
         if codec != "none":
             scores["cap"] = delta(torch.where(truth, reference, yt))
@@ -177,7 +196,10 @@ def main() -> None:
         "--highpass", type=float, default=0.0, help="score above this many Hz only (see above; default: the whole band)"
     )
     parser.add_argument("--oracle-baseline", action="store_true", help="see above; needs --highpass")
+    parser.add_argument("--estimated-baseline", type=int, default=0, metavar="WINDOW", help="see above (samples)")
     args = parser.parse_args()
+    if args.oracle_baseline and args.estimated_baseline:
+        parser.error("--oracle-baseline and --estimated-baseline each set the model's input: give one")
     if args.oracle_baseline and args.highpass <= 0:
         parser.error("--oracle-baseline puts back what lies below --highpass: give --highpass HZ")
     if args.masks and args.mask == "band":

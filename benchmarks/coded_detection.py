@@ -119,7 +119,7 @@ def clean_part(files: list[str], args: argparse.Namespace, cache: Path) -> None:
             span = f"{args.seconds:g}s" if args.seconds else "whole"
             path = coded_file(x, rate, codec, cache / "clean" / f"{codec}{kbps}-{span}" / f"{name}{SUFFIX[codec]}")
             analysis, audio = analyze_file(path, args.sensitivity)
-            coded = measure_array(audio, args.sensitivity).coded if args.verbose else None
+            coded = measure_array(audio, analysis.sample_rate, args.sensitivity).coded if args.verbose else None
             kind, confidence = kind_of(analysis)
             print(f"  {codec} {name}: {kind} ({confidence:.2f}) {polarities(analysis, coded)}", flush=True)
             if kind != "none":
@@ -152,8 +152,8 @@ def clipped_part(files: list[str], args: argparse.Namespace, cache: Path) -> Non
                 theta = float(threshold_for_sdr(torch.from_numpy(x.T[None].copy()), level))
                 clipped = np.clip(x, -theta, theta)
                 folder = cache / "clipped" / f"{codec}{CODECS.get(codec, '')}-{args.excerpts:g}s" / f"{level}dB"
-                audio, _ = read_audio(coded_file(clipped, rate, codec, folder / f"{name}{SUFFIX[codec]}"))
-                m = measure_array(audio, args.sensitivity)  # what analyze_file reports the kinds of
+                audio, stored = read_audio(coded_file(clipped, rate, codec, folder / f"{name}{SUFFIX[codec]}"))
+                m = measure_array(audio, stored, args.sensitivity)  # what analyze_file reports the kinds of
                 if m.kind in ("hard", "hard-coded"):
                     found += 1
                     errors += [abs(found_level / (theta * gains[codec]) - 1) for found_level in found_levels(m)]

@@ -26,9 +26,11 @@ With ``--highpass HZ`` every score (and the input SDR) is taken on the signals w
 below about 20 Hz, offsets included, so a reference holding much of it caps every ΔSDR after Opus. With
 ``--oracle-baseline`` as well, the coded input gets back what coding took from the clipped signal below HZ before it
 is restored, and each output loses it again (an oracle: it puts the clipped plateaus back on the level).
-``--estimated-baseline WINDOW`` does the same with an estimate from the coded input alone: the midpoint of each
-WINDOW-sample window's largest and smallest sample, interpolated and kept below 20 Hz (:func:`slow_baseline`),
-taken out of the coded input before restoring and added back to each output. Coded rows only.
+``--estimated-baseline WINDOW`` does the same with an estimate from the coded input alone, for every input and both
+arms: the midpoint of each WINDOW-sample window's largest and smallest sample, kept below 20 Hz
+(:func:`~declip.detection.baseline.estimate_baseline`), taken out of the coded input before restoring and added back
+to each output. Coded rows only. (Detection itself, in the ``detected`` arm, takes it out, with a window of 2048, only
+where the coded input as it is shows nothing.)
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import soundfile as sf
 import torch
 
 from declip.data.codecs import code
+from declip.detection.baseline import estimate_baseline
 from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping, load_mask_net
 from declip.detection.measurement import Measurement
 from declip.inference.analysis import restore_measured
@@ -121,19 +124,6 @@ def highpass(signal: torch.Tensor, rate: int, cutoff: float) -> torch.Tensor:
     return torch.fft.irfft(spectrum, signal.shape[-1], dim=-1).to(signal.dtype)
 
 
-def slow_baseline(y: torch.Tensor, rate: int, window: int, cutoff: float = 20.0) -> torch.Tensor:
-    """The midpoint of each ``window``'s largest and smallest sample (hop ``window // 4``), per channel, interpolated
-    to every sample and kept below ``cutoff`` Hz: where both polarities clip, where the plateaus' baseline lies."""
-    window = min(window, y.shape[-1])
-    hop = max(window // 4, 1)
-    frames = y.double().unfold(-1, window, hop)  # (channels, frames, window)
-    middles = ((frames.amax(-1) + frames.amin(-1)) / 2).numpy()
-    centres = np.arange(middles.shape[-1]) * hop + window // 2
-    line = np.stack([np.interp(np.arange(y.shape[-1]), centres, m) for m in middles])
-    baseline = torch.from_numpy(line)
-    return (baseline - highpass(baseline, rate, cutoff)).to(y.dtype)
-
-
 def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float, args) -> dict[str, float]:
     def delta(estimate: torch.Tensor) -> float:  # scored above --highpass: ΔSDR of the filtered signals
         return float(delta_sdr(*(highpass(v, rate, args.highpass)[None] for v in (reference, estimate, yt))))
@@ -149,7 +139,7 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
         lost = torch.from_numpy(clipped.T.copy()) * gain - yt
         restored_from = yt + (lost - highpass(lost, rate, args.highpass))
     if args.estimated_baseline and codec != "none":
-        restored_from = yt - slow_baseline(yt, rate, args.estimated_baseline)
+        restored_from = estimate_baseline([yt], rate, args.estimated_baseline).removed(yt)
     added = restored_from - yt
     if codec == "none":
         given, _ = restore_array(yt, rate, model, threshold=theta)

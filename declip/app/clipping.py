@@ -83,7 +83,8 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
             yield torch.from_numpy(np.ascontiguousarray(data.T))
 
     try:
-        channels, level = sf.info(path).channels, None
+        info, level = sf.info(path), None
+        channels = info.channels
         if threshold is None:
             level = detect_clip_level_blocks(blocks)
             physics, detected = Clipping(level.high, level.low), level.any
@@ -91,13 +92,14 @@ def summarise_clipping(path: str | Path, threshold: float | None = None) -> Clip
             if threshold <= 0:
                 raise ConfigError(f"clip level must be positive; got {threshold}")
             physics, detected = Clipping.at_level(threshold, channels), None
-        measurement = measure(physics, detected, channels, blocks)
+        measurement = measure(physics, detected, channels, blocks, info.samplerate)
         physics = measurement.physics
         counts = {"high": torch.zeros(channels, dtype=torch.long), "low": torch.zeros(channels, dtype=torch.long)}
         frames = 0
         for left, block, right in with_context(blocks(), physics.context):
             if measurement.clipped is not False:  # else nothing is restored: the restoration copies the input
-                masks = physics.masks(torch.cat([left, block, right], -1))
+                window = measurement.level_view(torch.cat([left, block, right], -1), frames - left.shape[-1])
+                masks = physics.masks(window)
                 inside = slice(left.shape[-1], left.shape[-1] + block.shape[-1])
                 counts["high"] += masks.high[:, inside].sum(-1)
                 counts["low"] += masks.low[:, inside].sum(-1)

@@ -22,7 +22,7 @@ def _plot(analysis: FileAnalysis, audio, model_ref: str, out: Path) -> None:
     from declip.plots import spectrogram_db
     from declip.zoo import load_model
 
-    measurement = measure_array(audio)
+    measurement = measure_array(audio, analysis.sample_rate)
     channel = max(analysis.channels, key=lambda c: c.clipped_share).channel
     clipped, restored = restore_excerpt(
         audio, analysis.sample_rate, load_model(model_ref, precision="fp32"), measurement, analysis.worst_second
@@ -30,7 +30,7 @@ def _plot(analysis: FileAnalysis, audio, model_ref: str, out: Path) -> None:
     fig = Figure(figsize=(9, 7), constrained_layout=True)
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, 1)
-    values = audio[channel].numpy()
+    values = measurement.level_view(audio)[channel].numpy()  # where a slow baseline was taken out: without it
     peak = max(float(np.abs(values).max()), 1e-9)
     axes[0].hist(values, bins=np.linspace(-peak * 1.02, peak * 1.02, 801), log=True, color="0.3")
     info = analysis.channels[channel]

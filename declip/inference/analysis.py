@@ -73,11 +73,11 @@ def read_audio(path: str | Path) -> tuple[Tensor, int]:
     return audio, rate
 
 
-def measure_array(audio: Tensor, sensitivity: float = 1.0) -> Measurement:
+def measure_array(audio: Tensor, sample_rate: int, sensitivity: float = 1.0) -> Measurement:
     """The measurement ``declip restore`` would use for ``audio`` ``(channels, frames)``, without a level given."""
     level = detect_clip_level(audio)
     physics = Clipping(level.high, level.low)
-    found = measure(physics, level.any, audio.shape[0], lambda: [audio], sensitivity)
+    found = measure(physics, level.any, audio.shape[0], lambda: [audio], sample_rate, sensitivity)
     if not level.any:
         return found
     kinds = tuple("hard" if h or lo else "none" for h, lo in zip(level.clipped_high, level.clipped_low))
@@ -93,8 +93,8 @@ def _longest_run(mask: Tensor) -> int:
 
 def analyze_array(audio: Tensor, sample_rate: int, path: str = "", sensitivity: float = 1.0) -> FileAnalysis:
     """Per-channel clipping of ``audio`` ``(channels, frames)``."""
-    measurement = measure_array(audio, sensitivity)
-    clipped = measurement.physics.masks(audio).clipped
+    measurement = measure_array(audio, sample_rate, sensitivity)
+    clipped = measurement.physics.masks(measurement.level_view(audio)).clipped
     if measurement.clipped is False:
         clipped = torch.zeros_like(clipped)
     channels = [
@@ -126,18 +126,20 @@ def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalys
     return analyze_array(audio, rate, str(path), sensitivity), audio
 
 
-def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measurement) -> Tensor:
-    """``audio`` ``(channels, frames)`` restored under ``measurement``; reliable samples kept bit-exact."""
+def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measurement, start: int = 0) -> Tensor:
+    """``audio`` ``(channels, frames)``, its first sample at ``start`` in the measured file, restored under
+    ``measurement``; reliable samples kept bit-exact."""
     from declip.inference.restore import _estimate, default_windows
 
     if measurement.clipped is False:
         return audio.clone()
     chunk_seconds, batch_size = default_windows("cpu")
     physics = measurement.physics
-    masks = physics.masks(audio)
-    network_input = measurement.input_for_network(audio, masks)
+    view = measurement.level_view(audio, start)
+    masks = physics.masks(view)
+    network_input = measurement.input_for_network(view, masks)
     estimate = _estimate(network_input, sample_rate, model, physics, chunk_seconds, batch_size)
-    return physics.project(estimate, audio, masks)
+    return measurement.finish(physics.project(estimate, view, masks), audio, masks, start)
 
 
 def restore_excerpt(
@@ -148,5 +150,5 @@ def restore_excerpt(
     first, stop = int(start * sample_rate), int((start + seconds) * sample_rate)
     lo, hi = max(first - sample_rate, 0), min(stop + sample_rate, audio.shape[1])
     window = audio[:, lo:hi]
-    restored = restore_measured(window, sample_rate, model, measurement)
+    restored = restore_measured(window, sample_rate, model, measurement, lo)
     return window[:, first - lo : stop - lo], restored[:, first - lo : stop - lo]

@@ -98,18 +98,19 @@ def restore_array(
         raise ConfigError("the audio holds no samples")
     _check_finite(audio)
     physics, detected = _physics_for(threshold, audio.shape[0], lambda: [audio])
-    measurement = measure(physics, detected, audio.shape[0], lambda: [audio])  # no plateaus: a codec's smear?
+    measurement = measure(physics, detected, audio.shape[0], lambda: [audio], sample_rate)  # no plateaus: coded?
     physics, detected = measurement.physics, measurement.clipped
-    masks = physics.masks(audio) if detected is not False else None
+    view = measurement.level_view(audio)
+    masks = physics.masks(view) if detected is not False else None
     clipped = bool(masks.clipped.any()) if detected is None else detected
     peak_in = float(audio.abs().max()) if audio.numel() else 0.0
     kind = (measurement.kind, measurement.confidence)
     if not clipped:
         levels = physics.high[:, 0].tolist(), physics.low[:, 0].tolist()
         return audio.clone(), RestoreReport(False, *levels, 0.0, peak_in, peak_in, *kind)
-    y = measurement.input_for_network(audio, masks)
+    y = measurement.input_for_network(view, masks)
     estimate = _estimate(y, sample_rate, model, physics, chunk_seconds, batch_size, progress)
-    restored = physics.project(estimate, audio, masks)
+    restored = measurement.finish(physics.project(estimate, view, masks), audio, masks)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
         float(masks.clipped.float().mean()), peak_in, float(restored.abs().max()), *kind,
@@ -307,6 +308,10 @@ class _Source:
         self.path, self.checked = file, False  # checked: a whole pass was read, every sample is finite
         self._pending, self._info, self._block, self._threads, self._device = decoded, info, block, threads, device
 
+    @property
+    def rate(self) -> int:
+        return self._info.samplerate
+
     def blocks(self) -> Iterator[Tensor]:
         """One pass over the samples, read a block ahead in a background thread."""
         return prefetched(self._pass())
@@ -348,7 +353,7 @@ def _measure(
         if found is not None:
             return found, source.settled()
         physics, detected = _physics_for(threshold, channels, source.blocks, level)
-        measurement = measure(physics, detected, channels, source.blocks)  # no plateaus: a codec's smear?
+        measurement = measure(physics, detected, channels, source.blocks, source.rate)  # no plateaus: coded?
         return measurement, source.settled()
     except (sf.LibsndfileError, RuntimeError) as error:
         raise ConfigError(f"unreadable audio ({error})") from error
@@ -403,18 +408,20 @@ class _BlockRestorer:
         if self.check_finite:
             _check_finite(window)
         # masks of the whole window, then the block's: a learned mask sees the same context as in one pass
-        window_masks = self.physics.masks(window)
+        view = self.measurement.level_view(window, first)
+        window_masks = self.physics.masks(view)
         inner = slice(start - first, stop - first)
         masks = ClipMasks(window_masks.high[:, inner], window_masks.low[:, inner])
         count = int(torch.count_nonzero(masks.high)) + int(torch.count_nonzero(masks.low))
         restored = y
         if count and self.measurement.clipped is not False:
-            network_input = self.measurement.input_for_network(window, window_masks)
+            network_input = self.measurement.input_for_network(view, window_masks)
             estimate = _estimate(
                 network_input, self.rate, self.model, self.physics, self.chunk_seconds, self.batch_size,
                 span=(start - first, stop - first),
             )  # fmt: skip
-            restored = self.physics.project(estimate[:, start - first : stop - first], y, masks)
+            projected = self.physics.project(estimate[:, inner], view[:, inner], masks)
+            restored = self.measurement.finish(projected, y, masks, start)
         out.write_at(start, _to_host(restored))
         return count, float(y.abs().max()), float(restored.abs().max())
 

@@ -359,23 +359,6 @@ def test_coded_restore_oracle_baseline_changes_the_input_only(tmp_path, corpus):
     assert refused.returncode == 2 and "give one" in refused.stderr
 
 
-def test_the_slow_baseline_is_the_plateaus_midline_where_both_polarities_clip():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from coded_restore import slow_baseline
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    import numpy as np
-    import torch
-
-    t = np.arange(4 * RATE) / RATE
-    drift = 0.1 * np.sin(2 * np.pi * 2 * t)  # a 2-Hz baseline under plateaus at +-0.5
-    clipped = np.clip(np.sin(2 * np.pi * 440 * t), -0.5, 0.5) + drift
-    estimate = slow_baseline(torch.from_numpy(clipped[None]).float(), RATE, 2048)[0].numpy()
-    middle = slice(RATE // 2, -RATE // 2)  # away from the ends' interpolation
-    assert np.abs(estimate[middle] - drift[middle]).max() < 0.01
-
-
 @smoke("codec_postfilter.py")
 def test_codec_postfilter(tmp_path, corpus):
     out = run("codec_postfilter.py", "--music", corpus, "--segments", 4, "--seconds", 1, "--steps", 3, "--batch", 2,

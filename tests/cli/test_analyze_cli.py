@@ -45,7 +45,8 @@ def test_a_coded_file_is_restored_end_to_end(coded, tmp_path, name):
     restored, out_rate = sf.read(out / "song.wav", dtype="float32", always_2d=True)
     assert out_rate == rate and restored.shape == decoded.shape
     y = torch.from_numpy(decoded.T.copy())
-    masks = measure_array(y).physics.masks(y)
+    measurement = measure_array(y, rate)
+    masks = measurement.physics.masks(measurement.level_view(y))
     assert masks.clipped.any()
     x_hat = torch.from_numpy(restored.T.copy())
     assert torch.equal(x_hat[masks.reliable], y[masks.reliable])

@@ -56,7 +56,7 @@ def test_the_level_is_found_within_two_percent_after_coding(signal, codec, sdr_d
 @pytest.mark.parametrize("codec", ["mp3", "opus", "vorbis", "aac"])
 def test_clean_coded_music_is_not_flagged(codec):
     y = tensor(code(rich_music(6.0, 2, 11), RATE, codec, KBPS[codec]))
-    measurement = measure_array(y)
+    measurement = measure_array(y, RATE)
     assert measurement.kinds == ("none", "none") and measurement.clipped is False
 
 
@@ -68,7 +68,7 @@ def test_a_limited_master_is_not_flagged(signal, codec):
     called saturated after MP3 (issue 20); nothing is to be reported or restored."""
     x = limiter(signal * 1.41, 0.9)
     y = x if codec == "none" else code(x, RATE, codec, KBPS[codec])
-    measurement = measure_array(tensor(y))
+    measurement = measure_array(tensor(y), RATE)
     assert measurement.kinds == ("none",) and measurement.clipped is False
 
 
@@ -78,7 +78,7 @@ def test_a_bump_on_one_side_alone_is_not_clipping(signal, codec):
     y = x if codec == "none" else code(x, RATE, codec, KBPS[codec])
     found = estimate_clip_level(tensor(y))
     assert 1.5 < found.high[0].ratio < 2.0  # a pile-up once enough alone, now not without a partner
-    measurement = measure_array(tensor(y))
+    measurement = measure_array(tensor(y), RATE)
     assert measurement.kinds == ("none",) and measurement.clipped is False
 
 
@@ -87,7 +87,7 @@ def test_near_silence_is_not_flagged():
     their own, and no clip level is looked for under -60 dBFS."""
     noise = np.random.default_rng(3).standard_normal((6 * RATE, 2)) * 10 ** (-80 / 20) / 4
     y = tensor((np.round(noise * 2**23) / 2**23).astype(np.float32))
-    measurement = measure_array(y)
+    measurement = measure_array(y, RATE)
     assert measurement.kinds == ("none", "none") and measurement.clipped is False
 
 
@@ -113,7 +113,7 @@ def test_opus_smeared_clipping_is_found_from_a_wide_pile_up_and_the_half_cycle_p
     for polarity in found.high + found.low:
         assert polarity.kind == "hard-coded"
         assert abs(polarity.level / expected - 1) < 0.03, (polarity.level, expected)
-    assert measure_array(y).kinds == ("hard-coded", "hard-coded")
+    assert measure_array(y, RATE).kinds == ("hard-coded", "hard-coded")
 
 
 def test_light_opus_clipping_is_found_from_a_weak_wide_pile_up():
@@ -126,13 +126,13 @@ def test_light_opus_clipping_is_found_from_a_weak_wide_pile_up():
     for polarity in found.high + found.low:
         assert polarity.kind == "hard-coded"
         assert -0.05 < polarity.level / (theta * sine_gain("opus")) - 1 < 0, polarity.level
-    assert measure_array(y).kinds == ("hard-coded", "hard-coded")
+    assert measure_array(y, RATE).kinds == ("hard-coded", "hard-coded")
 
 
 @pytest.mark.parametrize("codec", ["mp3", "opus"])
 def test_clean_coded_drum_music_is_not_flagged(codec):
     y = tensor(code(drum_music(6.0, 2, 3, 0.5), RATE, codec, KBPS[codec]))
-    measurement = measure_array(y)
+    measurement = measure_array(y, RATE)
     assert measurement.kinds == ("none", "none") and measurement.clipped is False
 
 
@@ -152,7 +152,7 @@ def test_half_cycle_peaks_do_not_depend_on_the_blocks():
 def test_every_coding_of_hard_clipping_is_named(signal, codec):
     clipped, _ = clipped_at(signal, 7)
     y = clipped if codec == "none" else code(clipped, RATE, codec, KBPS[codec])
-    measurement = measure_array(tensor(y))
+    measurement = measure_array(tensor(y), RATE)
     assert measurement.kinds == (("hard",) if codec == "none" else ("hard-coded",))
     assert 0.5 <= measurement.confidence <= 1.0
     assert measurement.clipped is True
@@ -165,7 +165,7 @@ def test_every_coding_of_hard_clipping_is_named(signal, codec):
 def test_saturation_is_reported_as_saturated_not_clipped(signal, name, codec):
     shaped = np.tanh(4 * signal) / np.tanh(3.6) * 0.9 if name == "tanh" else limiter(signal * 3.16, 0.9)
     y = shaped.astype(np.float32) if codec == "none" else code(shaped.astype(np.float32), RATE, codec, KBPS[codec])
-    measurement = measure_array(tensor(y))
+    measurement = measure_array(tensor(y), RATE)
     assert measurement.kinds == ("soft",)
     assert measurement.describe().startswith("saturated, not hard-clipped")
     assert measurement.clipped is False  # reported, not restored
@@ -187,7 +187,7 @@ def test_light_clipping_that_the_codec_barely_lifted_is_hard_not_a_ceiling(signa
     alone = estimate_clip_level(y)
     assert alone.kind(0) == "soft" and not alone.ceilings().isnan().any()
     assert (marked_share(*_asked_at_ceilings(alone), [y]) >= CEILING_MARKED).all()
-    measurement = measure_array(y)
+    measurement = measure_array(y, RATE)
     assert measurement.kinds == ("hard-coded",) and measurement.clipped is True
     expected = theta * sine_gain("mp3")
     for polarity in (measurement.coded.high[0], measurement.coded.low[0]):
@@ -203,7 +203,7 @@ def test_a_tone_s_rounded_peaks_are_a_ceiling_the_network_does_not_mark():
     alone = estimate_clip_level(y)
     assert not alone.ceilings().isnan().all()
     assert (marked_share(*_asked_at_ceilings(alone), [y]) < 0.1 * CEILING_MARKED).all()
-    measurement = measure_array(y)
+    measurement = measure_array(y, RATE)
     assert measurement.kinds == ("soft",) and measurement.clipped is False
 
 
@@ -215,7 +215,7 @@ def test_a_ceiling_without_a_partner_is_not_asked_about(signal):
     alone = estimate_clip_level(y)
     assert alone.high[0].kind == "soft" and alone.high[0].ratio > 2 and alone.high[0].peak < 1.03 * theta
     assert alone.ceilings().isnan().all()
-    assert measure_array(y).kinds == ("soft",)
+    assert measure_array(y, RATE).kinds == ("soft",)
 
 
 def test_a_ceiling_is_hard_from_the_marked_share_on():

@@ -348,7 +348,7 @@ def _measure(
     source: _Source, channels: int, threshold: float | None, level: ClipLevel | None, found: Measurement | None
 ) -> tuple[Measurement, Path]:
     """The measurement to restore under (``found``, else see :func:`_physics_for`; no plateaus: the coded
-    estimate, one more pass) and the path the restoration reads."""
+    estimate, more passes, see :func:`~declip.detection.measurement.measure`) and the path the restoration reads."""
     try:
         if found is not None:
             return found, source.settled()

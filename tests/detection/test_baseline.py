@@ -43,6 +43,8 @@ def test_a_bad_window_or_no_samples_stops_with_one_line():
         estimate_baseline([torch.zeros(1, 100)], RATE, window=2)
     with pytest.raises(ValueError, match="no samples"):
         estimate_baseline([], RATE)
+    with pytest.raises(ValueError, match="no samples"):
+        estimate_baseline([torch.zeros(2, 0)], RATE)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,30 @@ def test_detection_takes_the_baseline_out_where_the_input_as_it_is_shows_nothing
     measurement = measure_array(y, RATE)
     assert measurement.kinds == ("hard-coded",) and measurement.baseline is not None
     assert analyze_array(y, RATE).channels[0].kind == "hard-coded"
+
+
+def test_a_piece_of_the_file_sees_the_levels_as_the_whole_file_does(coded_on_a_drift):
+    y = coded_on_a_drift
+    measurement = measure_array(y, RATE)
+    whole = measurement.level_view(y)
+    for first, last in ((0, 1000), (44100, 90000), (y.shape[-1] - 5000, y.shape[-1])):
+        assert torch.equal(measurement.level_view(y[:, first:last], first), whole[:, first:last])
+    shifted = measurement.level_view(y[:, 44100:90000], 44101)  # one sample off is not the same
+    assert not torch.equal(shifted, whole[:, 44100:90000])
+
+
+def test_the_web_summary_over_blocks_counts_what_one_pass_counts(coded_on_a_drift, tmp_path, monkeypatch):
+    from declip.app import clipping
+
+    y = coded_on_a_drift
+    sf.write(tmp_path / "in.wav", y.T.numpy(), RATE, subtype="FLOAT")
+    monkeypatch.setattr(clipping, "BLOCK_FRAMES", 40000)  # seven blocks, cut anywhere
+    summary = clipping.summarise_clipping(tmp_path / "in.wav")
+    analysis = analyze_array(y, RATE)
+    assert summary.kind == ["hard-coded"] and summary.measurement.baseline is not None
+    # the same samples: one sample more or less would move the share by 1 / 264600 = 3.8e-6 (analysis: float32)
+    assert summary.share == pytest.approx([analysis.channels[0].clipped_share], abs=1e-6)
+    assert summary.share[0] > 0
 
 
 def test_clean_music_on_a_drift_is_not_flagged_after_opus():

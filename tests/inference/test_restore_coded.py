@@ -27,6 +27,7 @@ def test_restoring_coded_clipping_keeps_reliable_samples_and_gains(signal):
     restored, report = restore_array(y, RATE, model)
     assert report.clipped and report.kind == "hard-coded" and 0.5 <= report.confidence <= 1
     measurement = measure_array(y, RATE)
+    assert measurement.baseline is None  # found as it is: the levels apply to y itself
     masks = measurement.physics.masks(y)
     assert masks.clipped.any()
     assert torch.equal(restored[masks.reliable], y[masks.reliable])  # bit-exact where the mask says reliable

@@ -118,7 +118,7 @@ def measure(
     from ``blocks()`` (read once more, twice where a ceiling is asked about); where that finds nothing on any
     channel, the estimate on ``blocks()`` without their slow baseline (one pass more to take it, and the same
     again), kept if it finds hard clipping on both polarities of each channel it finds, at agreeing levels
-    (:func:`polarities_agree`). So a file without plateaus and without clipping is read up to five times.
+    (:func:`polarities_agree`). So a file without plateaus and without clipping is read up to six times.
     Uncoded hard clipping is left exactly as before."""
     if detected is not False:
         return plateau_measurement(physics, detected, channels)

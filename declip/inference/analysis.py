@@ -40,12 +40,14 @@ class FileAnalysis:
     frames: int
     channels: list[ChannelAnalysis]
     worst_second: float  # start (s) of the second with the most clipped samples
+    moving_baseline: bool = False  # the levels hold once a slow baseline is taken out (declip.detection.baseline)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {self.frames / self.sample_rate:.1f} s at {self.sample_rate} Hz"]
+        moving = "; levels on a moving baseline, taken out before measuring" if self.moving_baseline else ""
+        out = [f"{self.path}: {self.frames / self.sample_rate:.1f} s at {self.sample_rate} Hz{moving}"]
         for c in self.channels:
             out.append(
                 f"  channel {c.channel}: {c.kind} ({c.description}), confidence {c.confidence:.2f}, "
@@ -117,7 +119,7 @@ def analyze_array(audio: Tensor, sample_rate: int, path: str = "", sensitivity: 
         worst = float(counts.argmax()) if counts.max() > 0 else 0.0
     else:
         worst = 0.0
-    return FileAnalysis(path, sample_rate, audio.shape[1], channels, worst)
+    return FileAnalysis(path, sample_rate, audio.shape[1], channels, worst, measurement.baseline is not None)
 
 
 def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalysis, Tensor]:

@@ -62,7 +62,11 @@ def test_detection_takes_the_baseline_out_where_the_input_as_it_is_shows_nothing
     assert coded_measurement(lambda: [y], 1).kinds == ("none",)
     measurement = measure_array(y, RATE)
     assert measurement.kinds == ("hard-coded",) and measurement.baseline is not None
-    assert analyze_array(y, RATE).channels[0].kind == "hard-coded"
+    analysis = analyze_array(y, RATE, "drift.opus")
+    assert analysis.channels[0].kind == "hard-coded" and analysis.as_dict()["moving_baseline"] is True
+    assert (
+        analysis.lines()[0] == "drift.opus: 6.0 s at 44100 Hz; levels on a moving baseline, taken out before measuring"
+    )
 
 
 def test_a_piece_of_the_file_sees_the_levels_as_the_whole_file_does(coded_on_a_drift):

@@ -8,13 +8,15 @@ import sys
 from pathlib import Path
 
 from declip.cli.restore import _inputs
+from declip.detection.measurement import Measurement
 from declip.errors import ConfigError
-from declip.inference.analysis import FileAnalysis, analyze_file, measure_array, restore_excerpt
+from declip.inference.analysis import FileAnalysis, analyze_file, restore_excerpt
 from declip.zoo.registry import DEFAULT_MODEL
 
 
-def _plot(analysis: FileAnalysis, audio, model_ref: str, out: Path) -> None:
-    """Amplitude histogram with the detected levels, and spectrograms of the worst second before and after."""
+def _plot(analysis: FileAnalysis, audio, measurement: Measurement, model_ref: str, out: Path) -> None:
+    """Amplitude histogram with the detected levels, and spectrograms of the worst second before and after, both
+    under the measurement the analysis reports (so at its ``--sensitivity``)."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -22,7 +24,6 @@ def _plot(analysis: FileAnalysis, audio, model_ref: str, out: Path) -> None:
     from declip.plots import spectrogram_db
     from declip.zoo import load_model
 
-    measurement = measure_array(audio, analysis.sample_rate)
     channel = max(analysis.channels, key=lambda c: c.clipped_share).channel
     clipped, restored = restore_excerpt(
         audio, analysis.sample_rate, load_model(model_ref, precision="fp32"), measurement, analysis.worst_second
@@ -67,12 +68,12 @@ def run_analyze(argv: list[str]) -> int:
     results = []
     for file, _ in files:
         try:
-            analysis, audio = analyze_file(file, args.sensitivity)
+            analysis, audio, measurement = analyze_file(file, args.sensitivity)
             results.append(analysis.as_dict())
             if not args.json:
                 print("\n".join(analysis.lines()))
             if args.plot is not None:
-                _plot(analysis, audio, args.model, args.plot)
+                _plot(analysis, audio, measurement, args.model, args.plot)
         except ConfigError as error:
             failures.append((str(file), str(error)))
     if args.json:

@@ -93,9 +93,13 @@ def _longest_run(mask: Tensor) -> int:
     return int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
 
 
-def analyze_array(audio: Tensor, sample_rate: int, path: str = "", sensitivity: float = 1.0) -> FileAnalysis:
-    """Per-channel clipping of ``audio`` ``(channels, frames)``."""
-    measurement = measure_array(audio, sample_rate, sensitivity)
+def analyze_array(
+    audio: Tensor, sample_rate: int, path: str = "", sensitivity: float = 1.0, measurement: Measurement | None = None
+) -> FileAnalysis:
+    """Per-channel clipping of ``audio`` ``(channels, frames)``, under ``measurement`` (:func:`measure_array` at
+    ``sensitivity`` when not given)."""
+    if measurement is None:
+        measurement = measure_array(audio, sample_rate, sensitivity)
     clipped = measurement.physics.masks(measurement.level_view(audio)).clipped
     if measurement.clipped is False:
         clipped = torch.zeros_like(clipped)
@@ -122,10 +126,11 @@ def analyze_array(audio: Tensor, sample_rate: int, path: str = "", sensitivity: 
     return FileAnalysis(path, sample_rate, audio.shape[1], channels, worst, measurement.baseline is not None)
 
 
-def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalysis, Tensor]:
-    """The analysis of an audio file and its samples ``(channels, frames)``."""
+def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalysis, Tensor, Measurement]:
+    """The analysis of an audio file, its samples ``(channels, frames)`` and the measurement behind both."""
     audio, rate = read_audio(path)
-    return analyze_array(audio, rate, str(path), sensitivity), audio
+    measurement = measure_array(audio, rate, sensitivity)
+    return analyze_array(audio, rate, str(path), measurement=measurement), audio, measurement
 
 
 def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measurement, start: int = 0) -> Tensor:

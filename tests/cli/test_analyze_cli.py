@@ -129,3 +129,23 @@ def test_analyze_gives_the_one_line_messages_restore_gives(tmp_path):
     for line, reason in zip(lines, ("no such file", "unreadable audio", "no samples")):
         assert line.startswith("declip: error: ") and reason in line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_the_plot_restores_under_the_measurement_analyze_reports(tmp_path, monkeypatch, capsys):
+    """``--plot`` draws what the analysis at ``--sensitivity`` found, not what the default sensitivity would find."""
+    from declip.cli import analyze
+
+    clipped, _ = clipped_at(rich_music(6.0, 1, 7), 20)
+    path = tmp_path / "light.mp3"
+    path.write_bytes(encode(clipped, RATE, "mp3", 128)[0])
+    seen = []
+
+    def recording(audio, rate, model, measurement, start):
+        seen.append(measurement.kinds)
+        return audio[:, :rate], audio[:, :rate]
+
+    monkeypatch.setattr(analyze, "restore_excerpt", recording)
+    for sensitivity, kind in (("1", "hard-coded"), ("0.01", "none")):
+        assert analyze.run_analyze([str(path), "--sensitivity", sensitivity, "--plot", str(tmp_path / "p.png")]) == 0
+        assert f"channel 0: {kind} (" in capsys.readouterr().out
+        assert seen.pop() == (kind,)

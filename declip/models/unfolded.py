@@ -16,11 +16,11 @@ A-SPADE. The levels are relative to each frame's own coefficients, so the model 
 amplitude.
 
 With ``heavy_share``, frames at least that share clipped skip the learned iterations and run A-SPADE's own
-slow schedule (k = 1, 2, 2, 3, 3, ..., hard thresholds, no parameters) until their spectrum is within
-``heavy_rho`` of its sparse estimate: under heavy clipping A-SPADE's frames stop at k of several hundred after
-hundreds of iterations, a range the K geometric steps cross in a few. Unlike ``aspade.m``, such a frame returns
-its last iterate, not the one with the smallest residual: on dense music, whose frames do not meet the rule,
-the smallest residual is an early iterate (docs/results.md).
+slow schedule (k = 1, 2, 2, 3, 3, ..., or from ``heavy_start``; hard thresholds, no parameters) until their
+spectrum is within ``heavy_rho`` of its sparse estimate: under heavy clipping A-SPADE's frames stop at k of
+several hundred after hundreds of iterations, a range the K geometric steps cross in a few. Unlike ``aspade.m``,
+such a frame returns its last iterate, not the one with the smallest residual: on dense music, whose frames do
+not meet the rule, the smallest residual is an early iterate (docs/results.md).
 
 Frames without a clipped sample are not computed (they are their input); with ``eps``, a frame stops as
 soon as A-SPADE's criterion holds (its spectrum within ``eps`` of its sparse estimate). Every sample depends
@@ -83,6 +83,8 @@ class UnfoldedSPADE(nn.Module):
             parameters. None: every frame takes the learned K iterations.
         heavy_iterations: the most iterations of that path.
         heavy_rho: its relative stopping tolerance.
+        heavy_start: the path's first k (k₀): k = k₀, k₀ + 1, k₀ + 1, k₀ + 2, ...; 1 is A-SPADE's. Heavily clipped
+            frames stop at k of several hundred, so a later start spends fewer iterations below that range.
     """
 
     @capture_init
@@ -101,6 +103,7 @@ class UnfoldedSPADE(nn.Module):
         heavy_share: float | None = None,
         heavy_iterations: int = 1000,
         heavy_rho: float = 0.05,
+        heavy_start: int = 1,
     ) -> None:
         super().__init__()
         if window < 16 or window & (window - 1):
@@ -123,9 +126,10 @@ class UnfoldedSPADE(nn.Module):
             raise ConfigError(
                 f"UnfoldedSPADE heavy_share must be in (0, 1] (or null: no heavy path); got {heavy_share}"
             )
-        if heavy_iterations < 1 or not heavy_rho >= 0:
+        if heavy_iterations < 1 or not heavy_rho >= 0 or heavy_start < 1:
             raise ConfigError(
-                f"UnfoldedSPADE needs heavy_iterations >= 1 and heavy_rho >= 0; got {heavy_iterations}, {heavy_rho}"
+                "UnfoldedSPADE needs heavy_iterations >= 1, heavy_rho >= 0 and heavy_start >= 1; "
+                f"got {heavy_iterations}, {heavy_rho}, {heavy_start}"
             )
         if not sharpness > 0:
             raise ConfigError(f"UnfoldedSPADE sharpness must be positive; got {sharpness}")
@@ -133,6 +137,7 @@ class UnfoldedSPADE(nn.Module):
         self.redundancy, self.iterations, self.k_step, self.k_max = redundancy, iterations, k_step, k_max
         self.eps = eps
         self.heavy_share, self.heavy_iterations, self.heavy_rho = heavy_share, heavy_iterations, heavy_rho
+        self.heavy_start = heavy_start
         bins = redundancy * window // 2 + 1
         self.sparsities = [min(k, bins) for k in self._schedule(k_step, k_max, iterations)]
         # band of each bin: log-spaced edges from bin 1 up, DC in the first band
@@ -234,12 +239,12 @@ class UnfoldedSPADE(nn.Module):
 
     @torch.no_grad()
     def _settle(self, frames: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
-        """A-SPADE's own iterations on heavily clipped frames (``heavy_share``): k = 1, 2, 2, 3, 3, ..., hard
-        thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖`` and returns its last iterate (see the module
-        docstring). No parameters, so no gradient."""
+        """A-SPADE's own iterations on heavily clipped frames (``heavy_share``): k = 1, 2, 2, 3, 3, ... shifted to
+        start at ``heavy_start``, hard thresholds; a frame is done once ``‖z - z̄‖ <= heavy_rho ‖z‖`` and returns its
+        last iterate (see the module docstring). No parameters, so no gradient."""
 
         def sparsify(v: Tensor, i: int) -> Tensor:
-            return hard_threshold(v, schedule(1, 2, i), keep_ties=True)
+            return hard_threshold(v, schedule(1, 2, i) + self.heavy_start - 1, keep_ties=True)
 
         # ‖z - z̄‖² - ρ²‖z‖², done at or below 0: the same test as ‖z - z̄‖² <= ρ²‖z‖² while the powers are finite
         # and subnormal floats are kept (torch's default), since a difference of floats is 0 only when they are equal

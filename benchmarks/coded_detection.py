@@ -118,8 +118,8 @@ def clean_part(files: list[str], args: argparse.Namespace, cache: Path) -> None:
             x, rate = read_middle(file, args.seconds)
             span = f"{args.seconds:g}s" if args.seconds else "whole"
             path = coded_file(x, rate, codec, cache / "clean" / f"{codec}{kbps}-{span}" / f"{name}{SUFFIX[codec]}")
-            analysis, audio = analyze_file(path, args.sensitivity)
-            coded = measure_array(audio, analysis.sample_rate, args.sensitivity).coded if args.verbose else None
+            analysis, _, measurement = analyze_file(path, args.sensitivity)
+            coded = measurement.coded if args.verbose else None
             kind, confidence = kind_of(analysis)
             print(f"  {codec} {name}: {kind} ({confidence:.2f}) {polarities(analysis, coded)}", flush=True)
             if kind != "none":

@@ -14,7 +14,7 @@ commands:
   validate   score a checkpoint on the validation set
   test       score a checkpoint on the test set
   predict    run a checkpoint on the predict set
-  data       build training corpora: declip data build music|stems --out DIR
+  data       build training corpora: declip data build music|stems|solo --out DIR
   restore    restore clipped recordings: declip restore INPUT... -o OUT [--model REF] [--adapt N]
   analyze    how each recording is clipped: declip analyze FILE... [--json] [--plot OUT.png]
   adapt      fine-tune a model on clipped recordings alone: declip adapt INPUT... -o OUTMODEL

@@ -1,4 +1,4 @@
-"""``declip data build music|stems --out DIR``: build training corpora; ``declip data pack ROOT --out URI``:
+"""``declip data build music|stems|solo --out DIR``: build training corpora; ``declip data pack ROOT --out URI``:
 pack one for streaming."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from declip.data.build import DEBIAN_MUSIC, build_music, build_stems
+from declip.data.build import DEBIAN_MUSIC, build_music, build_solo, build_stems
 from declip.errors import ConfigError
 
 
@@ -36,8 +36,12 @@ def run_data(args: list[str]) -> int:
     stems.add_argument("--pieces", type=int, default=8, help="number of pieces to render")
     stems.add_argument("--measures", type=int, default=None, help="render only the first bars of each piece")
     stems.add_argument("--split", type=_split, default=(0.75, 0.125, 0.125), help="train,valid,test fractions")
-    for sub in (music, stems):
+    solo = kinds.add_parser("solo", help="each chosen stem of a stems corpus as a track of its own (solo lines)")
+    solo.add_argument("--from", dest="source", required=True, help="a corpus built by declip data build stems")
+    solo.add_argument("--stems", default="soprano,bass", help="comma-separated stem names (default soprano,bass)")
+    for sub in (music, stems, solo):
         sub.add_argument("--out", required=True, help="output folder (a MUSDB-like tree)")
+    for sub in (music, stems):
         sub.add_argument("--sample-rate", type=int, default=44100)
         sub.add_argument("--seed", type=int, default=0)
     ns = parser.parse_args(args)
@@ -46,6 +50,8 @@ def run_data(args: list[str]) -> int:
         return _pack(ns)
     if ns.kind == "music":
         manifest = build_music(ns.out, ns.packages, ns.sample_rate, ns.split, ns.seed)
+    elif ns.kind == "solo":
+        manifest = build_solo(ns.out, ns.source, [s for s in ns.stems.split(",") if s])
     else:
         manifest = build_stems(ns.out, ns.pieces, ns.measures, ns.sample_rate, ns.split, ns.seed)
     hours = sum(t["seconds"] for t in manifest["tracks"]) / 3600

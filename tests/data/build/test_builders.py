@@ -100,3 +100,58 @@ def test_building_over_a_corpus_with_other_settings_is_refused(fake_package, tmp
     build_music(out, packages=["somegame-music"], split=(0.34, 0.33, 0.33))
     with pytest.raises(ConfigError, match="other settings"):
         build_music(out, packages=["somegame-music"], split=(0.34, 0.33, 0.33), seed=1)
+
+
+def _stems_corpus(out, pieces):
+    """A finished 'stems' corpus of short silent-free pieces, written as the stems builder lays it out."""
+    tracks = []
+    for i, (name, split) in enumerate(pieces):
+        files = []
+        for j, stem in enumerate(("soprano", "bass", "mixture")):
+            path = out / split / name / f"{stem}.flac"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(4410) / 44100
+            sf.write(path, np.stack([0.1 * (i + 1) * np.sin(2 * np.pi * (220 + 110 * j) * t)] * 2, 1), 44100)
+            files.append(f"{split}/{name}/{stem}.flac")
+        tracks.append({"name": name, "split": split, "files": files, "seconds": 0.1})
+    settings = {"kind": "stems", "pieces": len(pieces)}
+    manifest = {"settings": settings, "finished": True, "sample_rate": 44100, "channels": 2, "tracks": tracks}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_solo_builder_makes_each_stem_a_track_in_its_pieces_split(tmp_path):
+    from declip.data.build import build_solo
+
+    _stems_corpus(tmp_path / "stems", [("a", "train"), ("b", "valid")])
+    out = tmp_path / "solo"
+    manifest = build_solo(out, tmp_path / "stems", ["soprano", "bass"])
+    assert {(t["name"], t["split"]) for t in manifest["tracks"]} == {
+        ("a-soprano", "train"), ("a-bass", "train"), ("b-soprano", "valid"), ("b-bass", "valid"),
+    }  # fmt: skip
+    copied, _ = sf.read(out / "valid/b-bass/mixture.flac", always_2d=True)
+    original, _ = sf.read(tmp_path / "stems/valid/b/bass.flac", always_2d=True)
+    assert np.array_equal(copied, original)
+    stamp = (out / "valid/b-bass/mixture.flac").stat().st_mtime_ns
+    assert build_solo(out, tmp_path / "stems", ["soprano", "bass"]) == manifest
+    assert (out / "valid/b-bass/mixture.flac").stat().st_mtime_ns == stamp
+    loaded = MusdbCorpus(str(out)).load()
+    assert sorted(t.name for t in loaded["valid"]) == ["valid/b-bass", "valid/b-soprano"]
+
+
+def test_solo_builder_skips_a_piece_without_the_stem_and_refuses_a_stem_no_piece_has(tmp_path, caplog):
+    from declip.data.build import build_solo
+
+    _stems_corpus(tmp_path / "stems", [("a", "train"), ("b", "valid")])
+    (tmp_path / "stems/valid/b/bass.flac").unlink()
+    manifest = json.loads((tmp_path / "stems/manifest.json").read_text())
+    manifest["tracks"][1]["files"].remove("valid/b/bass.flac")
+    (tmp_path / "stems/manifest.json").write_text(json.dumps(manifest))
+    built = build_solo(tmp_path / "solo", tmp_path / "stems", ["soprano", "bass"])
+    assert sorted(t["name"] for t in built["tracks"]) == ["a-bass", "a-soprano", "b-soprano"]
+    assert "skipped: b/bass" in caplog.text
+    refused = r"no piece has the stem 'tenor' \(its stems: bass, soprano\); choose --stems"
+    with pytest.raises(ConfigError, match=refused):
+        build_solo(tmp_path / "solo2", tmp_path / "stems", ["soprano", "tenor"])
+    assert not (tmp_path / "solo2").exists()
+    with pytest.raises(ConfigError, match="not a finished stems corpus.*declip data build stems --out"):
+        build_solo(tmp_path / "solo3", tmp_path / "nothing")

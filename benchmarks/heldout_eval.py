@@ -8,7 +8,9 @@ method and run), each clipped at one input SDR of ``--levels``. Each method rest
 segment given its threshold (:func:`declip.inference.restore.restore_array`); prints a markdown table
 of mean ΔSDR per input SDR, the mean, and the real-time factor (mono audio seconds per wall second).
 ``--model`` takes anything ``declip restore --model`` takes; ``--untrained CONFIG`` builds the
-config's backbone with its initial weights; ``--method`` is ``spline`` or ``aspade``.
+config's backbone with its initial weights; ``--method`` is ``spline`` or ``aspade``. ``--override NAME=VALUE``
+(repeatable; VALUE read as YAML) rebuilds each ``--model``'s backbone with that constructor setting changed and
+the same weights, to score settings that need no training (``--override heavy_rho=0.05``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 import yaml
 
-from declip.config import instantiate
+from declip.config import config_of, instantiate
 from declip.data import AudioDataModule, MusdbCorpus
 from declip.inference import LoadedModel
 from declip.inference.methods import ASPADEMethod, SplineMethod
@@ -42,8 +44,41 @@ def segments(root: str, split: str, per_level: int, seconds: float, levels: list
     return next(iter(loader))
 
 
+def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
+    """``loaded`` with its backbone rebuilt from its constructor settings updated by ``overrides``, same weights."""
+    config = config_of(loaded.model.backbone)
+    unknown = sorted(set(overrides) - set(config["init_args"]))
+    if unknown:
+        settings = ", ".join(config["init_args"])
+        raise SystemExit(f"--override {unknown[0]}: not a setting of {config['class_path']} (its settings: {settings})")
+    backbone = instantiate({**config, "init_args": {**config["init_args"], **overrides}})
+    try:
+        backbone.load_state_dict(loaded.model.backbone.state_dict())
+    except RuntimeError as error:  # a setting that shapes the parameters (K, bands, ...)
+        first = str(error).strip().splitlines()[-1].strip()
+        refusal = f"--override: the trained weights do not fit the changed {config['class_path']} ({first})"
+        raise SystemExit(refusal) from None
+    loaded.model.backbone = backbone.eval()
+    return LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--override {pair!r}: give NAME=VALUE, e.g. --override heavy_rho=0.05")
+        out[name] = yaml.safe_load(value)
+    return out
+
+
 def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = [(ref, load_model(ref, precision="fp32")) for ref in args.model]
+    overrides = parse_overrides(args.override)
+    label = "".join(f", {k}={v}" for k, v in overrides.items())
+    out: list[tuple[str, object]] = []
+    for ref in args.model:
+        loaded = load_model(ref, precision="fp32")
+        out.append((f"{ref}{label}", overridden(loaded, overrides) if overrides else loaded))
     for config in args.untrained:
         backbone = instantiate(yaml.safe_load(Path(config).read_text())["model"]["backbone"])
         out.append((f"untrained {Path(config).stem}", LoadedModel.from_module_model(Declipper(backbone), 44100, 1)))
@@ -62,6 +97,7 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[])
     parser.add_argument("--untrained", action="append", default=[], help="a training config: its untrained model")
     parser.add_argument("--method", action="append", default=[], choices=("spline", "aspade"))
+    parser.add_argument("--override", action="append", default=[], help="NAME=VALUE: a --model backbone setting")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     levels = [float(v) for v in args.levels.split(",")]

@@ -8,6 +8,7 @@ the right rows, never how fast anything is. A new script in benchmarks/ needs a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
+from declip.zoo import load_model
 from tests.sandbox import RATE, music_corpus, sqam_excerpts, tones
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -409,6 +412,25 @@ def test_heldout_eval(tmp_path, corpus):
         assert len(values) == 4 and all(-30 < v < 60 for v in values[:3]) and values[3] > 0
         assert scores[name]["mean"] == pytest.approx(values[2], abs=0.006)
         assert scores[name]["segments"] == {"1": 2, "20": 2}  # each level's score is the mean of its 2 segments
+
+
+def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():
+    spec = importlib.util.spec_from_file_location("heldout_eval", BENCHMARKS / "heldout_eval.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    loaded = load_model("unfolded-music-reclip", precision="fp32")
+    weights = {k: v.clone() for k, v in loaded.model.backbone.state_dict().items()}
+    changed = module.overridden(loaded, module.parse_overrides(["heavy_rho=0.3", "heavy_share=null"]))
+    backbone = changed.model.backbone
+    assert (backbone.heavy_rho, backbone.heavy_share, backbone.heavy_iterations) == (0.3, None, 3000)
+    assert weights.keys() == backbone.state_dict().keys()
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in weights.items())
+    with pytest.raises(SystemExit, match="--override heavy_ro: not a setting of declip.models.unfolded.UnfoldedSPADE"):
+        module.overridden(changed, {"heavy_ro": 1})
+    with pytest.raises(SystemExit, match="weights do not fit the changed"):
+        module.overridden(changed, {"bands": 4})
+    with pytest.raises(SystemExit, match="give NAME=VALUE"):
+        module.parse_overrides(["heavy_rho"])
 
 
 @smoke("gpu_corpus.py")

@@ -41,7 +41,8 @@ def admm(
     objective: Objective | None = None,
     tolerance: float = 0.0,
     keep_best: bool = False,
-) -> Tensor:
+    return_met: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Run A-SPADE's ADMM on windowed frames ``(n, w)`` within ``lower <= x <= upper``; the restored frames.
 
     A frame whose ``objective`` is at most ``tolerance`` leaves the batch (the others run on), at most
@@ -49,11 +50,13 @@ def admm(
     returns its last iterate, or with ``keep_best`` (``aspade.m``) the iterate with the smallest objective it was
     scored at (a tie keeps the later one; the iterate after the last update is never scored, so never kept).
     Differentiable through ``sparsify`` and the projection (the unfolded model trains through it). An empty batch
-    or no iteration gives the frames back."""
+    or no iteration gives the frames back. With ``return_met``, also ``(n,)`` booleans: which frames met the rule
+    within ``iterations``."""
     if keep_best and objective is None:
         raise ValueError("admm: keep_best needs an objective to rank the iterates by")
+    met = torch.zeros(frames.shape[0], dtype=torch.bool, device=frames.device)
     if frames.shape[0] == 0 or iterations < 1:
-        return frames.clone()
+        return (frames.clone(), met) if return_met else frames.clone()
     window = frames.shape[1]
     n = redundancy * window
     x = frames
@@ -74,6 +77,7 @@ def admm(
                 best_score = torch.where(better, score, best_score)
             done = score <= tolerance
             if bool(done.any()):
+                met[alive[done]] = True
                 finished.append((alive[done], best[done] if keep_best else x[done]))
                 keep = ~done
                 alive, x, z, u, z_bar, lower, upper = (t[keep] for t in (alive, x, z, u, z_bar, lower, upper))
@@ -88,9 +92,11 @@ def admm(
     if alive.numel():
         finished.append((alive, best if keep_best else x))
     if len(finished) == 1 and finished[0][0].numel() == frames.shape[0]:
-        return finished[0][1]  # every frame stopped together (or none stopped): already in order
-    index = torch.cat([f[0] for f in finished])
-    return torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))
+        out = finished[0][1]  # every frame stopped together (or none stopped): already in order
+    else:
+        index = torch.cat([f[0] for f in finished])
+        out = torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))
+    return (out, met) if return_met else out
 
 
 def power(spectrum: Tensor) -> Tensor:

@@ -96,6 +96,10 @@ def test_frames_that_stop_return_their_iterate_in_place_and_the_others_run_on():
     assert torch.equal(out[2], y[2])
     alone = admm(y[[0, 3]], lower[[0, 3]], upper[[0, 3]], 2, hard(4), 10)
     assert torch.equal(out[[0, 3]], alone)
+    again, met = admm(y, lower, upper, 2, hard(4), 10, counting_score({1: 3, 2: 0}), 0.5, return_met=True)
+    assert torch.equal(again, out) and met.tolist() == [False, True, True, False]
+    _, met = admm(y, lower, upper, 2, hard(4), 3, counting_score({1: 3, 2: 0}), 0.5, return_met=True)
+    assert met.tolist() == [False, False, True, False]  # frame 1 would stop at its fourth score: past the last
 
 
 def literal_aspade_m(frames, lower, upper, redundancy, k_of, max_iterations, distance, eps):

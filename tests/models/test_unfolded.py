@@ -116,6 +116,8 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"heavy_share": 0.5, "heavy_iterations": 0}, "heavy_iterations >= 1"),
         ({"heavy_share": 0.5, "heavy_rho": -0.1}, "heavy_rho >= 0"),
         ({"heavy_share": 0.5, "heavy_start": 0}, "heavy_start >= 1"),
+        ({"probe_iterations": -1}, "probe_iterations >= 0"),
+        ({"probe_iterations": 10, "probe_rho": 1.5}, "probe_rho in"),
     ],
 )
 def test_bad_settings_stop_with_one_line(kwargs, message):
@@ -275,3 +277,25 @@ def test_a_batch_of_heavy_frames_only_still_trains():
     backbone = small(heavy_share=0.01, heavy_iterations=5)
     ReclipLoss(g_min=1.0, g_max=2.0)(None, physics(x), physics, Declipper(backbone)).backward()
     assert backbone.offset.grad is not None and float(backbone.offset.grad.abs().sum()) == 0.0
+
+
+def test_the_probe_sends_frames_that_settle_to_the_heavy_path_and_the_others_on():
+    """A probe tolerance every frame meets (ρ = 1 holds at the first check) sends every clipped frame down the heavy
+    path, exactly as a vanishing ``heavy_share`` does; one no frame meets (ρ = 0) leaves the model as without it;
+    in between, a sparse signal's light frames settle and restore better than by the (untrained) iterations."""
+    x = sparse_signal(16000, 7)
+    physics = Clipping(threshold_for_sdr(x[None], 10.0))
+    y = physics(x)[None, None]
+    heavy = {"window": 1024, "hop": 256, "iterations": 8, "k_step": 4, "heavy_iterations": 200, "heavy_rho": 0.02}
+
+    def restore(**kwargs):
+        with torch.no_grad():
+            return Declipper(UnfoldedSPADE(**(heavy | kwargs)))(y, physics)
+
+    assert torch.equal(restore(heavy_share=0.5, probe_iterations=50, probe_rho=1.0), restore(heavy_share=1e-6))
+    assert torch.equal(restore(heavy_share=0.5, probe_iterations=50, probe_rho=0.0), restore(heavy_share=0.5))
+    gains = {
+        rho: float(sdr(x[None, None], restore(heavy_share=0.5, probe_iterations=100, probe_rho=rho)) - 10.0)
+        for rho in (0.0, 0.2)
+    }
+    assert gains[0.2] > gains[0.0] + 3.0, gains

@@ -26,6 +26,7 @@ import yaml
 
 from declip.config import config_of, instantiate
 from declip.data import AudioDataModule, MusdbCorpus
+from declip.errors import ConfigError
 from declip.inference import LoadedModel
 from declip.inference.methods import ASPADEMethod, SplineMethod
 from declip.inference.restore import restore_array
@@ -51,14 +52,17 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     if unknown:
         settings = ", ".join(config["init_args"])
         raise SystemExit(f"--override {unknown[0]}: not a setting of {config['class_path']} (its settings: {settings})")
-    backbone = instantiate({**config, "init_args": {**config["init_args"], **overrides}})
+    try:
+        backbone = instantiate({**config, "init_args": {**config["init_args"], **overrides}})
+    except (ConfigError, TypeError, ValueError) as error:
+        raise SystemExit(f"--override: {error}") from None
     try:
         backbone.load_state_dict(loaded.model.backbone.state_dict())
     except RuntimeError as error:  # a setting that shapes the parameters (K, bands, ...)
         first = str(error).strip().splitlines()[-1].strip()
         refusal = f"--override: the trained weights do not fit the changed {config['class_path']} ({first})"
         raise SystemExit(refusal) from None
-    loaded.model.backbone = backbone.eval()
+    loaded.model.backbone = backbone.to(loaded.device).eval()  # the model given is changed in place
     return LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
 
 

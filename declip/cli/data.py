@@ -51,7 +51,8 @@ def run_data(args: list[str]) -> int:
     if ns.kind == "music":
         manifest = build_music(ns.out, ns.packages, ns.sample_rate, ns.split, ns.seed)
     elif ns.kind == "solo":
-        manifest = build_solo(ns.out, ns.source, [s for s in ns.stems.split(",") if s])
+        names = list(dict.fromkeys(s.strip() for s in ns.stems.split(",") if s.strip()))  # order kept, repeats once
+        manifest = build_solo(ns.out, ns.source, names)
     else:
         manifest = build_stems(ns.out, ns.pieces, ns.measures, ns.sample_rate, ns.split, ns.seed)
     hours = sum(t["seconds"] for t in manifest["tracks"]) / 3600

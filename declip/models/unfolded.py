@@ -86,17 +86,19 @@ class UnfoldedSPADE(nn.Module):
             stopping once its spectrum is within ``heavy_rho`` of its k-sparse estimate (relative to the
             spectrum's norm, so the rule is free of scale), at most ``heavy_iterations``. Heavily clipped
             frames need A-SPADE's slow growth of k, which K geometric steps skip; this path has no learned
-            parameters. None: every frame takes the learned K iterations.
+            parameters. None: no share rule (every frame takes the learned K iterations unless the probe sends it to
+            the heavy path).
         heavy_iterations: the most iterations of that path.
         heavy_rho: its relative stopping tolerance.
         heavy_start: the path's first k (k₀): k = k₀, k₀ + 1, k₀ + 1, k₀ + 2, ...; 1 is A-SPADE's. A later start
             saves iterations where frames settle at k of several hundred (dense music) and loses where they settle
             sooner (a start at 64 lost solo voices 2 to 4.6 dB on the validation split: docs/results.md).
-        probe_iterations: if above 0, frames the share rule leaves to the learned iterations first run the heavy path
+        probe_iterations: if above 0, frames the share rule leaves to the learned iterations (every clipped frame when
+            ``heavy_share`` is None) first run the heavy path
             for at most this many iterations; those whose spectrum comes within ``probe_rho`` of its sparse estimate
             (a sparse frame) take the heavy path instead, from its start. 0: no probe.
-        probe_rho: the probe's relative tolerance, looser than ``heavy_rho``: it asks whether a frame is sparse, not
-            whether it has converged.
+        probe_rho: the probe's relative tolerance, normally looser than ``heavy_rho``: it asks whether a frame is
+            sparse, not whether it has converged.
     """
 
     @capture_init

@@ -294,6 +294,7 @@ def test_the_probe_sends_frames_that_settle_to_the_heavy_path_and_the_others_on(
 
     assert torch.equal(restore(heavy_share=0.5, probe_iterations=50, probe_rho=1.0), restore(heavy_share=1e-6))
     assert torch.equal(restore(heavy_share=0.5, probe_iterations=50, probe_rho=0.0), restore(heavy_share=0.5))
+    assert torch.equal(restore(heavy_share=None, probe_iterations=50, probe_rho=1.0), restore(heavy_share=1e-6))
     gains = {
         rho: float(sdr(x[None, None], restore(heavy_share=0.5, probe_iterations=100, probe_rho=rho)) - 10.0)
         for rho in (0.0, 0.2)

@@ -9,6 +9,8 @@ with :math:`S_i` the iteration's sparsifying step: hard thresholding to the ``k`
 A-SPADE (:mod:`declip.baselines.aspade`) and in the unfolded model's heavy path (which keeps ties at the k-th),
 a learned smooth gain in the unfolded model's iterations (:mod:`declip.models.unfolded`). The callers differ
 only in that step, in their stopping rule and in which iterate a frame returns; :func:`admm` takes those three.
+:class:`ADMM` keeps each frame's state between stages, so a path can be run in parts: the unfolded model's probe is
+the start of its heavy path, and the frames it finds sparse go on from where it left them.
 
 Spectra are half spectra (``rfft``, unitary) and stay complex: a complex sum or product is one pass over
 memory, where the same arithmetic on real views took two to three times as long on the CPU.
@@ -26,9 +28,112 @@ Sparsify = Callable[[Tensor, int], Tensor]
 """``(z + u, i) -> z̄``: the sparse estimate of the half spectra ``(frames, bins)`` at iteration ``i`` (from 0)."""
 
 Objective = Callable[[Tensor, Tensor], Tensor]
-"""``(z, z̄) -> (frames,)``, real: each frame's stopping score, mostly how far it is from its sparse estimate (or a
-signed excess over a tolerance of its own); a frame stops once it is at most ``tolerance``. Computed without
-gradient."""
+"""``(z, z̄) -> (frames,)``, real: each frame's stopping score, how far it is from its sparse estimate (absolute in
+A-SPADE, relative to the spectrum's norm in the unfolded model's heavy path); a frame stops once it is at most
+``tolerance``. Computed without gradient. With ``keep_best``, every stage's scores rank the iterates alike, so a
+solver's stages share one objective."""
+
+
+class ADMM:
+    """A-SPADE's ADMM on windowed frames ``(n, w)`` within ``lower <= x <= upper``, run in stages that share each
+    frame's state: a frame leaves the batch when it meets a stage's stopping rule, or when the caller stops it
+    (:meth:`stop`), and keeps its last iterate (or, with ``keep_best``, ``aspade.m``'s best one: the iterate with the
+    smallest objective it was scored at; a tie keeps the later one; the iterate after the last update is never
+    scored, so never kept). Iterations are numbered across stages, so a sparsity schedule goes on where the last
+    stage left it. Differentiable through ``sparsify`` and the projection (the unfolded model trains through it).
+
+    ``met``: ``(n,)`` booleans, the frames that met a stopping rule; ``seen``: those whose objective was at most
+    a stage's ``watch`` (a second tolerance, which stops nothing) at some scored iteration; ``left``: ``(n,)`` the
+    iteration each frame left at (the updates it had), -1 while it runs."""
+
+    def __init__(self, frames: Tensor, lower: Tensor, upper: Tensor, redundancy: int, keep_best: bool = False) -> None:
+        count, self.window = frames.shape
+        self.size = redundancy * self.window
+        self.keep_best = keep_best
+        self.iteration = 0
+        self.met = torch.zeros(count, dtype=torch.bool, device=frames.device)
+        self.seen = torch.zeros_like(self.met)
+        self.left = torch.full((count,), -1, dtype=torch.long, device=frames.device)
+        self._frames = frames
+        self._x, self._lower, self._upper = frames.clone(), lower, upper
+        self._z = torch.fft.rfft(self._x, n=self.size, norm="ortho") if count else frames.new_zeros(0, 0)
+        self._u = torch.zeros_like(self._z)
+        self._alive = torch.arange(count, device=frames.device)
+        self._best = self._x
+        self._best_score = torch.full((count,), math.inf, dtype=frames.dtype, device=frames.device)  # as aspade.m
+        self._finished: list[tuple[Tensor, Tensor]] = []
+
+    def run(
+        self,
+        sparsify: Sparsify,
+        iterations: int,
+        objective: Objective | None = None,
+        tolerance: float = 0.0,
+        watch: float | None = None,
+    ) -> None:
+        """At most ``iterations`` more iterations; a frame whose ``objective`` is at most ``tolerance`` leaves the
+        batch (no ``objective``: every frame runs them all). A frame whose ``objective`` is at most ``watch`` (a looser
+        tolerance that stops nothing) is marked in :attr:`seen`."""
+        if self.keep_best and objective is None:
+            raise ValueError("admm: keep_best needs an objective to rank the iterates by")
+        if watch is not None and objective is None:
+            raise ValueError("admm: watch is a tolerance on the objective, and none was given")
+        for _ in range(iterations):
+            if self._alive.numel() == 0:
+                break
+            z_bar = sparsify(self._z + self._u, self.iteration)
+            if objective is not None:
+                with torch.no_grad():
+                    score = objective(self._z, z_bar)
+                if watch is not None:
+                    self.seen[self._alive[score <= watch]] = True
+                if self.keep_best:
+                    better = score <= self._best_score
+                    self._best = torch.where(better[:, None], self._x, self._best)
+                    self._best_score = torch.where(better, score, self._best_score)
+                done = score <= tolerance
+                if bool(done.any()):
+                    self.met[self._alive[done]] = True
+                    self._leave(done)
+                    z_bar = z_bar[~done]
+                    if self._alive.numel() == 0:
+                        break
+            b = z_bar - self._u
+            self._x = torch.fft.irfft(b, n=self.size, norm="ortho")[:, : self.window].clamp(self._lower, self._upper)
+            self._z = torch.fft.rfft(self._x, n=self.size, norm="ortho")
+            self._u = self._z - b  # u + A x - z̄
+            self.iteration += 1
+
+    def stop(self, which: Tensor) -> None:
+        """The frames ``which`` (``(n,)`` booleans over the whole batch) that are still running leave it now, with
+        their iterate."""
+        self._leave(which[self._alive])
+
+    def result(self) -> Tensor:
+        """Every frame's iterate ``(n, w)``, in the batch's order: the running ones' current one."""
+        groups = self._finished + ([(self._alive, self._returned())] if self._alive.numel() else [])
+        if len(groups) == 1 and groups[0][0].numel() == self._frames.shape[0]:
+            return groups[0][1]  # every frame left together (or none left): already in order
+        if not groups:
+            return self._frames.clone()
+        index = torch.cat([g[0] for g in groups])
+        return torch.zeros_like(self._frames).index_copy(0, index, torch.cat([g[1] for g in groups]))
+
+    def _returned(self) -> Tensor:
+        return self._best if self.keep_best else self._x
+
+    def _leave(self, done: Tensor) -> None:
+        """Rows ``done`` of the running frames leave with their iterate; the running state shrinks."""
+        if not bool(done.any()):
+            return
+        self._finished.append((self._alive[done], self._returned()[done]))
+        self.left[self._alive[done]] = self.iteration
+        keep = ~done
+        self._alive, self._x, self._z, self._u, self._lower, self._upper = (
+            t[keep] for t in (self._alive, self._x, self._z, self._u, self._lower, self._upper)
+        )
+        if self.keep_best:
+            self._best, self._best_score = self._best[keep], self._best_score[keep]
 
 
 def admm(
@@ -43,60 +148,18 @@ def admm(
     keep_best: bool = False,
     return_met: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Run A-SPADE's ADMM on windowed frames ``(n, w)`` within ``lower <= x <= upper``; the restored frames.
+    """Run A-SPADE's ADMM (:class:`ADMM`, one stage) on windowed frames ``(n, w)`` within ``lower <= x <= upper``;
+    the restored frames.
 
     A frame whose ``objective`` is at most ``tolerance`` leaves the batch (the others run on), at most
     ``iterations`` iterations in all; no ``objective``: every frame runs them all (``tolerance`` unused). A frame
     returns its last iterate, or with ``keep_best`` (``aspade.m``) the iterate with the smallest objective it was
-    scored at (a tie keeps the later one; the iterate after the last update is never scored, so never kept).
-    Differentiable through ``sparsify`` and the projection (the unfolded model trains through it). An empty batch
-    or no iteration gives the frames back. With ``return_met``, also ``(n,)`` booleans: which frames met the rule
-    within ``iterations``."""
-    if keep_best and objective is None:
-        raise ValueError("admm: keep_best needs an objective to rank the iterates by")
-    met = torch.zeros(frames.shape[0], dtype=torch.bool, device=frames.device)
-    if frames.shape[0] == 0 or iterations < 1:
-        return (frames.clone(), met) if return_met else frames.clone()
-    window = frames.shape[1]
-    n = redundancy * window
-    x = frames
-    z = torch.fft.rfft(x, n=n, norm="ortho")
-    u = torch.zeros_like(z)
-    alive = torch.arange(frames.shape[0], device=frames.device)
-    finished: list[tuple[Tensor, Tensor]] = []
-    best = x
-    best_score = torch.full((frames.shape[0],), math.inf, dtype=frames.dtype, device=frames.device)  # as aspade.m
-    for i in range(iterations):
-        z_bar = sparsify(z + u, i)
-        if objective is not None:
-            with torch.no_grad():
-                score = objective(z, z_bar)
-            if keep_best:
-                better = score <= best_score
-                best = torch.where(better[:, None], x, best)
-                best_score = torch.where(better, score, best_score)
-            done = score <= tolerance
-            if bool(done.any()):
-                met[alive[done]] = True
-                finished.append((alive[done], best[done] if keep_best else x[done]))
-                keep = ~done
-                alive, x, z, u, z_bar, lower, upper = (t[keep] for t in (alive, x, z, u, z_bar, lower, upper))
-                if keep_best:
-                    best, best_score = best[keep], best_score[keep]
-                if alive.numel() == 0:
-                    break
-        b = z_bar - u
-        x = torch.fft.irfft(b, n=n, norm="ortho")[:, :window].clamp(lower, upper)
-        z = torch.fft.rfft(x, n=n, norm="ortho")
-        u = z - b  # u + A x - z̄
-    if alive.numel():
-        finished.append((alive, best if keep_best else x))
-    if len(finished) == 1 and finished[0][0].numel() == frames.shape[0]:
-        out = finished[0][1]  # every frame stopped together (or none stopped): already in order
-    else:
-        index = torch.cat([f[0] for f in finished])
-        out = torch.zeros_like(frames).index_copy(0, index, torch.cat([f[1] for f in finished]))
-    return (out, met) if return_met else out
+    scored at. An empty batch or no iteration gives the frames back. With ``return_met``, also ``(n,)`` booleans:
+    which frames met the rule within ``iterations``."""
+    solver = ADMM(frames, lower, upper, redundancy, keep_best)
+    solver.run(sparsify, iterations, objective, tolerance)
+    out = solver.result()
+    return (out, solver.met) if return_met else out
 
 
 def power(spectrum: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from declip.baselines.aspade import aspade
 from declip.models import Declipper, UnfoldedSPADE
 from declip.physics import Clipping, threshold_for_sdr
-from declip.spade import admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
+from declip.spade import ADMM, admm, dual_window, hann, hard_threshold, power, ranking_power, schedule
 
 
 def aspade_m_sparsities(s: int, r: int, iterations: int) -> list[int]:
@@ -168,10 +168,12 @@ def test_a_nan_score_is_never_the_best():
     assert torch.equal(best, admm(y, lower, upper, 2, hard(4), 1))
 
 
-def test_keep_best_needs_an_objective():
+def test_keep_best_and_watch_need_an_objective():
     y, lower, upper = clipped_frames(1)
     with pytest.raises(ValueError, match="keep_best"):
         admm(y, lower, upper, 2, hard(4), 3, keep_best=True)
+    with pytest.raises(ValueError, match="watch is a tolerance"):
+        ADMM(y, lower, upper, 2).run(hard(4), 3, watch=0.1)
 
 
 @pytest.mark.parametrize("stops", [{}, {0: 2}])
@@ -223,3 +225,45 @@ def test_aspade_keeps_exactly_k_and_the_heavy_path_keeps_ties(monkeypatch):
     with torch.no_grad():
         Declipper(backbone)(y[None, None], Clipping(theta))
     assert calls and all(calls)
+
+
+def test_stages_share_each_frames_state_and_numbering():
+    """Two stages of 4 and 6 iterations are one run of 10 (the schedule sees iterations 0 to 9); a frame stopped by
+    the caller keeps its iterate; ``watch`` marks frames and stops none."""
+    y, lower, upper = clipped_frames(4)
+
+    def sparsify(v, i):
+        return hard(schedule(1, 2, i))(v, i)
+
+    staged = ADMM(y, lower, upper, 2)
+    staged.run(sparsify, 4)
+    staged.run(sparsify, 6)
+    assert staged.iteration == 10
+    assert torch.equal(staged.result(), admm(y, lower, upper, 2, sparsify, 10))
+
+    marked = iter([set(), {0}, {0, 3}])  # the rows (every frame runs on) scored 1 at each iteration, the others 2
+
+    def score(z, z_bar):
+        rows = next(marked)
+        return torch.tensor([1.0 if row in rows else 2.0 for row in range(z.shape[0])])
+
+    solver = ADMM(y, lower, upper, 2)
+    solver.run(sparsify, 3, score, 0.5, watch=1.0)
+    assert solver.seen.tolist() == [True, False, False, True] and not solver.met.any()
+    solver.stop(torch.tensor([False, True, False, False]))
+    assert solver.left.tolist() == [-1, 3, -1, -1]  # the updates it had when it left
+    solver.run(sparsify, 7)
+    out = solver.result()
+    assert torch.equal(out[1], admm(y[1:2], lower[1:2], upper[1:2], 2, sparsify, 3)[0])
+    assert torch.equal(out[[0, 2, 3]], admm(y[[0, 2, 3]], lower[[0, 2, 3]], upper[[0, 2, 3]], 2, sparsify, 10))
+
+
+def test_a_frame_that_met_the_rule_in_one_stage_stays_out_of_the_next():
+    y, lower, upper = clipped_frames(3)
+    solver = ADMM(y, lower, upper, 2)
+    solver.run(hard(4), 4, counting_score({2: 1}), 0.5)
+    solver.run(hard(4), 5)
+    assert solver.met.tolist() == [False, False, True] and solver.left.tolist() == [-1, -1, 1]
+    out = solver.result()
+    assert torch.equal(out[2], admm(y[2:3], lower[2:3], upper[2:3], 2, hard(4), 1)[0])
+    assert torch.equal(out[:2], admm(y[:2], lower[:2], upper[:2], 2, hard(4), 9))

@@ -10,6 +10,7 @@ from declip.errors import ConfigError
 from declip.losses import ReclipLoss
 from declip.models import Declipper, UnfoldedSPADE
 from declip.physics import Clipping, sdr, threshold_for_sdr
+from declip.spade import hann
 
 
 def sparse_signal(length: int, seed: int) -> torch.Tensor:
@@ -55,6 +56,17 @@ def test_gradients_reach_every_iteration():
     per_iteration = backbone.offset.grad.abs().sum(1)
     assert per_iteration.shape == (5,) and bool((per_iteration > 0).all()), per_iteration
     assert bool((backbone.log_sharpness.grad.abs() > 0).all())
+
+
+def test_gradients_reach_every_iteration_beside_the_heavy_path_and_the_probe():
+    """With the share rule, the density test and the probe on, the frames left to the learned iterations (noise,
+    lightly clipped at 10 dB: probed and not found sparse) still train every iteration."""
+    torch.manual_seed(0)
+    backbone = small(iterations=5, heavy_share=0.5, heavy_iterations=40, probe_iterations=20, probe_dense=0.9)
+    x = (torch.randn(2, 1, 4096) * 0.3).clamp(-1, 1)
+    physics = Clipping(threshold_for_sdr(x, 10.0)[:, None, None])
+    ReclipLoss(g_min=1.0, g_max=2.0)(None, physics(x), physics, Declipper(backbone)).backward()
+    assert bool((backbone.offset.grad.abs().sum(1) > 0).all()), backbone.offset.grad
 
 
 def test_gradients_stay_finite_and_bounded_through_many_hard_iterations():
@@ -116,7 +128,10 @@ def test_untrained_model_is_at_least_truncated_aspade(level):
         ({"heavy_share": 0.5, "heavy_iterations": 0}, "heavy_iterations >= 1"),
         ({"heavy_share": 0.5, "heavy_rho": -0.1}, "heavy_rho >= 0"),
         ({"heavy_share": 0.5, "heavy_start": 0}, "heavy_start >= 1"),
-        ({"probe_iterations": -1}, "probe_iterations >= 0"),
+        ({"probe_iterations": -1}, "probe_iterations in"),
+        ({"probe_iterations": 20, "heavy_iterations": 10}, "probe_iterations in"),
+        ({"probe_iterations": 10, "probe_dense": 1.5}, "probe_dense in"),
+        ({"probe_iterations": 10, "probe_top": 0}, "probe_top >= 1"),
         ({"probe_iterations": 10, "probe_rho": 1.5}, "probe_rho in"),
     ],
 )
@@ -300,3 +315,66 @@ def test_the_probe_sends_frames_that_settle_to_the_heavy_path_and_the_others_on(
         for rho in (0.0, 0.2)
     }
     assert gains[0.2] > gains[0.0] + 3.0, gains
+
+
+def test_frames_dense_before_any_iteration_skip_the_probe():
+    """The density test looks at the clipped input only: white noise is dense and a few partials are not; a share no
+    frame exceeds probes every light frame, and one every frame exceeds probes none."""
+    x = sparse_signal(16000, 7)
+    physics = Clipping(threshold_for_sdr(x[None], 10.0))
+    y = physics(x)[None, None]
+    setup = {"window": 1024, "hop": 256, "iterations": 8, "k_step": 4, "heavy_iterations": 200, "heavy_rho": 0.02}
+    probe = {"heavy_share": 0.5, "probe_iterations": 100, "probe_rho": 0.2}
+
+    def restore(**kwargs):
+        with torch.no_grad():
+            return Declipper(UnfoldedSPADE(**(setup | kwargs)))(y, physics)
+
+    assert torch.equal(restore(**probe, probe_dense=1.0), restore(**probe))
+    assert torch.equal(restore(**probe, probe_dense=0.0, probe_top=1), restore(heavy_share=0.5))
+    assert torch.equal(restore(**probe, probe_dense=0.4), restore(**probe))  # the partials' frames: all probed
+    model = UnfoldedSPADE(**setup, **probe, probe_dense=0.4)
+    g = torch.Generator().manual_seed(0)
+    window = hann(1024).float()
+    noise = torch.randn(8, 1024, generator=g) * window
+    partials = x[: 8 * 1024].reshape(8, 1024) * window
+    assert model._dense(noise).all() and not model._dense(partials).any()
+
+
+def frames_of(y: torch.Tensor, threshold: float, window: int, hop: int):
+    """Windowed frames of a clipped signal ``(time,)`` with their bounds, as the model frames it: the clipped ones."""
+    g = hann(window).float()
+    frames = y.unfold(0, window, hop) * g
+    clipped = y.abs().unfold(0, window, hop) >= threshold
+    high, low = clipped & (frames > 0), clipped & (frames < 0)
+    keep = clipped.any(1)
+    lower = torch.where(low, -math.inf, frames)[keep]
+    upper = torch.where(high, math.inf, frames)[keep]
+    return frames[keep], lower, upper
+
+
+def test_frames_found_sparse_go_on_from_the_probe_as_the_heavy_path_from_its_start():
+    """A frame the probe finds sparse part-way goes on from there: the same as the heavy path run on it alone."""
+    x = sparse_signal(16000, 7)
+    level = float(threshold_for_sdr(x[None], 10.0))
+    frames, lower, upper = frames_of(x.clamp(-level, level), level, 1024, 256)
+    model = UnfoldedSPADE(window=1024, hop=256, iterations=4, heavy_iterations=200, heavy_rho=0.02,
+                          probe_iterations=60, probe_rho=0.2)  # fmt: skip
+    none_heavy = torch.zeros(frames.shape[0], dtype=torch.bool)
+    out, kept = model._probe_and_settle(frames, lower, upper, none_heavy)
+    assert 0 < int(kept.sum()) < frames.shape[0], kept  # some found sparse, some not
+    alone = model._settle(frames[kept], lower[kept], upper[kept])
+    torch.testing.assert_close(out[kept], alone, rtol=0, atol=1e-6)
+    everyone, kept_all = model._probe_and_settle(frames, lower, upper, ~none_heavy)  # heavy frames all go on
+    assert bool(kept_all.all())
+    torch.testing.assert_close(everyone, model._settle(frames, lower, upper), rtol=0, atol=1e-6)
+
+
+def test_every_frame_on_the_heavy_path_with_the_density_test_on():
+    x = sparse_signal(16000, 7)
+    physics = Clipping(threshold_for_sdr(x[None], 3.0))
+    y = physics(x)[None, None]
+    setup = {"window": 1024, "hop": 256, "iterations": 4, "k_step": 4, "heavy_iterations": 100, "heavy_share": 1e-6}
+    with torch.no_grad():
+        probed = Declipper(UnfoldedSPADE(**setup, probe_iterations=20, probe_dense=0.4))(y, physics)
+        assert torch.equal(probed, Declipper(UnfoldedSPADE(**setup))(y, physics))

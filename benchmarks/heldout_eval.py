@@ -78,6 +78,8 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
     overrides = parse_overrides(args.override)
+    if overrides and not args.model:
+        raise SystemExit("--override changes a --model's settings, and no --model was given: add --model REF")
     label = "".join(f", {k}={v}" for k, v in overrides.items())
     out: list[tuple[str, object]] = []
     for ref in args.model:

@@ -8,6 +8,7 @@ the right rows, never how fast anything is. A new script in benchmarks/ needs a 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
@@ -431,6 +432,9 @@ def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():
         module.overridden(changed, {"bands": 4})
     with pytest.raises(SystemExit, match="give NAME=VALUE"):
         module.parse_overrides(["heavy_rho"])
+    alone = argparse.Namespace(override=["heavy_rho=0.1"], model=[], untrained=[], method=["spline"])
+    with pytest.raises(SystemExit, match="no --model was given"):
+        module.methods(alone)
 
 
 @smoke("gpu_corpus.py")

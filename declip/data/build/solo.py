@@ -13,6 +13,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import soundfile as sf
+
 from declip.data.build.tree import complete, read_manifest, safe_name, start_manifest, write_manifest
 from declip.errors import ConfigError
 
@@ -67,7 +69,7 @@ def build_solo(out: str | Path, source: str | Path, stems: Sequence[str] = ("sop
         tracks.append({
             "name": name, "split": track["split"], "files": [file], "stem": stem,
             "source": f"{track['name']}/{stem}.flac of {source}", "license": track.get("license"),
-            "seconds": track.get("seconds"),
+            "seconds": round(sf.info(str(target)).duration, 3),
         })  # fmt: skip
     manifest = {
         "settings": settings, "finished": True, "sample_rate": origin.get("sample_rate"),

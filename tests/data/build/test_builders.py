@@ -155,3 +155,22 @@ def test_solo_builder_skips_a_piece_without_the_stem_and_refuses_a_stem_no_piece
     assert not (tmp_path / "solo2").exists()
     with pytest.raises(ConfigError, match="not a finished stems corpus.*declip data build stems --out"):
         build_solo(tmp_path / "solo3", tmp_path / "nothing")
+
+
+def test_declip_data_build_solo_on_the_command_line(tmp_path, capsys):
+    """Stem names are stripped and each taken once; the summary line counts the tracks and their length from the
+    files, whether or not the stems corpus recorded it."""
+    from declip.cli import main
+
+    _stems_corpus(tmp_path / "stems", [("a", "train"), ("b", "test")])
+    manifest = json.loads((tmp_path / "stems/manifest.json").read_text())
+    for track in manifest["tracks"]:
+        del track["seconds"]
+    (tmp_path / "stems/manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "solo"
+    assert main(["data", "build", "solo", "--from", str(tmp_path / "stems"), "--out", str(out),
+                 "--stems", " bass , bass,soprano"]) == 0  # fmt: skip
+    assert f"{out}: 4 tracks, 0.00 h (train 2, valid 0, test 2)" in capsys.readouterr().out
+    built = json.loads((out / "manifest.json").read_text())
+    assert built["settings"]["stems"] == ["bass", "soprano"]
+    assert all(t["seconds"] == 0.1 for t in built["tracks"])

@@ -104,10 +104,11 @@ class ADMM:
             self._u = self._z - b  # u + A x - z̄
             self.iteration += 1
 
-    def stop(self, which: Tensor) -> None:
+    def stop(self, which: Tensor, keep: bool = True) -> None:
         """The frames ``which`` (``(n,)`` booleans over the whole batch) that are still running leave it now, with
-        their iterate."""
-        self._leave(which[self._alive])
+        their iterate; with ``keep=False`` the iterate is dropped at once (:meth:`result` gives those frames as they
+        came in), so a caller that restores them another way holds no copy of it."""
+        self._leave(which[self._alive], keep)
 
     def result(self) -> Tensor:
         """Every frame's iterate ``(n, w)``, in the batch's order: the running ones' current one."""
@@ -117,16 +118,18 @@ class ADMM:
         if not groups:
             return self._frames.clone()
         index = torch.cat([g[0] for g in groups])
-        return torch.zeros_like(self._frames).index_copy(0, index, torch.cat([g[1] for g in groups]))
+        return self._frames.index_copy(0, index, torch.cat([g[1] for g in groups]))  # dropped frames: as they came
 
     def _returned(self) -> Tensor:
         return self._best if self.keep_best else self._x
 
-    def _leave(self, done: Tensor) -> None:
-        """Rows ``done`` of the running frames leave with their iterate; the running state shrinks."""
+    def _leave(self, done: Tensor, keep: bool = True) -> None:
+        """Rows ``done`` of the running frames leave, with their iterate unless ``keep`` is false; the running state
+        shrinks."""
         if not bool(done.any()):
             return
-        self._finished.append((self._alive[done], self._returned()[done]))
+        if keep:
+            self._finished.append((self._alive[done], self._returned()[done]))
         self.left[self._alive[done]] = self.iteration
         keep = ~done
         self._alive, self._x, self._z, self._u, self._lower, self._upper = (
@@ -146,20 +149,17 @@ def admm(
     objective: Objective | None = None,
     tolerance: float = 0.0,
     keep_best: bool = False,
-    return_met: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor:
     """Run A-SPADE's ADMM (:class:`ADMM`, one stage) on windowed frames ``(n, w)`` within ``lower <= x <= upper``;
     the restored frames.
 
     A frame whose ``objective`` is at most ``tolerance`` leaves the batch (the others run on), at most
     ``iterations`` iterations in all; no ``objective``: every frame runs them all (``tolerance`` unused). A frame
     returns its last iterate, or with ``keep_best`` (``aspade.m``) the iterate with the smallest objective it was
-    scored at. An empty batch or no iteration gives the frames back. With ``return_met``, also ``(n,)`` booleans:
-    which frames met the rule within ``iterations``."""
+    scored at. An empty batch or no iteration gives the frames back. Which frames met the rule: :attr:`ADMM.met`."""
     solver = ADMM(frames, lower, upper, redundancy, keep_best)
     solver.run(sparsify, iterations, objective, tolerance)
-    out = solver.result()
-    return (out, solver.met) if return_met else out
+    return solver.result()
 
 
 def power(spectrum: Tensor) -> Tensor:

@@ -96,10 +96,12 @@ def test_frames_that_stop_return_their_iterate_in_place_and_the_others_run_on():
     assert torch.equal(out[2], y[2])
     alone = admm(y[[0, 3]], lower[[0, 3]], upper[[0, 3]], 2, hard(4), 10)
     assert torch.equal(out[[0, 3]], alone)
-    again, met = admm(y, lower, upper, 2, hard(4), 10, counting_score({1: 3, 2: 0}), 0.5, return_met=True)
-    assert torch.equal(again, out) and met.tolist() == [False, True, True, False]
-    _, met = admm(y, lower, upper, 2, hard(4), 3, counting_score({1: 3, 2: 0}), 0.5, return_met=True)
-    assert met.tolist() == [False, False, True, False]  # frame 1 would stop at its fourth score: past the last
+    solver = ADMM(y, lower, upper, 2)
+    solver.run(hard(4), 10, counting_score({1: 3, 2: 0}), 0.5)
+    assert torch.equal(solver.result(), out) and solver.met.tolist() == [False, True, True, False]
+    short = ADMM(y, lower, upper, 2)
+    short.run(hard(4), 3, counting_score({1: 3, 2: 0}), 0.5)
+    assert short.met.tolist() == [False, False, True, False]  # frame 1 would stop at its fourth score: past the last
 
 
 def literal_aspade_m(frames, lower, upper, redundancy, k_of, max_iterations, distance, eps):
@@ -267,3 +269,19 @@ def test_a_frame_that_met_the_rule_in_one_stage_stays_out_of_the_next():
     out = solver.result()
     assert torch.equal(out[2], admm(y[2:3], lower[2:3], upper[2:3], 2, hard(4), 1)[0])
     assert torch.equal(out[:2], admm(y[:2], lower[:2], upper[:2], 2, hard(4), 9))
+
+
+def test_a_frame_stopped_without_keeping_its_iterate_comes_back_as_given():
+    y, lower, upper = clipped_frames(4)
+    solver = ADMM(y, lower, upper, 2)
+    solver.run(hard(4), 3)
+    solver.stop(torch.tensor([True, False, False, True]), keep=False)
+    assert solver.left.tolist() == [3, -1, -1, 3]
+    solver.run(hard(4), 5)
+    out = solver.result()
+    assert torch.equal(out[[0, 3]], y[[0, 3]])
+    assert torch.equal(out[[1, 2]], admm(y[[1, 2]], lower[[1, 2]], upper[[1, 2]], 2, hard(4), 8))
+    everyone = ADMM(y, lower, upper, 2)
+    everyone.run(hard(4), 2)
+    everyone.stop(torch.ones(4, dtype=torch.bool), keep=False)
+    assert torch.equal(everyone.result(), y)

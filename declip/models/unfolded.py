@@ -321,12 +321,12 @@ class UnfoldedSPADE(nn.Module):
         """The heavy path on ``frames``, in two stages: the probe (at most ``probe_iterations``), then, for the
         ``heavy`` frames and those the probe found within ``probe_rho`` of their sparse estimate, the rest of the path
         from where the probe left them. ``(the frames as that path leaves them, (n,) booleans: which went on)``; the
-        others' frames are unfinished."""
+        others' frames come back as given (their probe iterates are dropped when they leave)."""
         solver = ADMM(frames, lower, upper, self.redundancy)
         rule = self._relative, self.heavy_rho**2
         solver.run(self._heavy_sparsify, self.probe_iterations, *rule, watch=self.probe_rho**2)
         kept = solver.seen | heavy  # a frame that met the path's own rule but not the probe's is not sparse
-        solver.stop(~kept)
+        solver.stop(~kept, keep=False)
         solver.run(self._heavy_sparsify, self.heavy_iterations - self.probe_iterations, *rule)
         return solver.result(), kept
 

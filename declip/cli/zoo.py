@@ -1,4 +1,4 @@
-"""``declip zoo list|download|export|push``: the model zoo from the command line."""
+"""``declip zoo list|download|export|push|blend``: the model zoo from the command line."""
 
 from __future__ import annotations
 
@@ -28,6 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--repo-id", required=True, help="ORG/NAME")
     push.add_argument("--revision", help="branch to commit to (created if missing; default main)")
     push.add_argument("--private", action="store_true", help="create the repository private")
+    blend = commands.add_parser(
+        "blend", help="two models as one: each sample mixed by the weight that restores the input clipped again best"
+    )
+    blend.add_argument("primary", help="zoo name or model folder (taken alone where the fit finds nothing)")
+    blend.add_argument("secondary", help="zoo name or model folder")
+    blend.add_argument("out", type=Path, help="the folder to write")
+    blend.add_argument("--g", type=float, default=1.25, help="the second clipping's level is 1/g of the input's")
+    blend.add_argument("--span", type=int, default=131072, help="samples each weight is fitted over")
+    blend.add_argument("--name", help="model name on the card (default: the folder's name)")
+    blend.add_argument("--metrics", type=Path, help="JSON {evaluation: {input SDR: ΔSDR}} for the card")
+    blend.add_argument("--overwrite", action="store_true", help="replace a non-empty folder")
     return parser
 
 
@@ -78,6 +89,16 @@ def run_zoo(argv: list[str]) -> int:
 
         out = export_checkpoint(args.checkpoint, args.out, args.name, _metrics(args.metrics), overwrite=args.overwrite)
         print(f"exported {args.checkpoint} -> {out}")
+        return 0
+    if args.command == "blend":
+        from declip.models import Blend
+        from declip.zoo.blend import blend_folders
+
+        Blend.check(args.g, args.span)
+        out = blend_folders(
+            args.primary, args.secondary, args.out, args.g, args.span, args.name, _metrics(args.metrics), args.overwrite
+        )
+        print(f"blended {args.primary} and {args.secondary} -> {out}")
         return 0
     from declip.zoo.export import export_checkpoint
     from declip.zoo.hub import parse_ref, push

@@ -10,25 +10,16 @@ from torch import Tensor
 
 from declip.inference.precision import autocast
 from declip.models import Declipper
+from declip.models.reach import reach
 from declip.physics import Clipping
 
 
 def receptive_field(model: Declipper, channels: int, probe: int = 1 << 16) -> int:
-    """How far (in samples, each side) an output sample depends on the input: the extent of the
-    gradient of the centre output. Finite for convolutional backbones; the whole probe for
-    recurrent or attention bottlenecks (then chunked and one-pass results differ slightly). A backbone
-    that declares its ``receptive_field`` (one whose output on reliable samples is exactly zero, so
-    a probe there sees nothing) is taken at its word."""
-    declared = getattr(getattr(model, "backbone", None), "receptive_field", None)
-    if declared is not None:
-        return int(declared)
-    device = next(model.parameters(), torch.empty(0)).device
-    y = (torch.randn(1, channels, probe, device=device) * 0.3).clamp(-0.5, 0.5).requires_grad_()
-    physics = Clipping(torch.tensor(0.5, device=device))
-    with torch.enable_grad():
-        model(y, physics)[0, :, probe // 2].sum().backward()
-    reach = y.grad.abs().sum(1)[0].nonzero()
-    return int(max(probe // 2 - reach.min(), reach.max() - probe // 2)) if len(reach) else 0
+    """How far (in samples, each side) an output sample depends on the input: its backbone's reach
+    (:func:`declip.models.reach.reach`: declared, or probed by the gradient of the centre output). Finite for
+    convolutional backbones; the whole probe for recurrent or attention bottlenecks (then chunked and one-pass
+    results differ slightly)."""
+    return reach(model.backbone, channels, probe)
 
 
 SKIP_MARGIN = 64

@@ -28,6 +28,7 @@ from declip.physics import ClipMasks, Clipping
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 # network windows (seconds, windows per call) by device: the fastest measured (docs/benchmarks.md)
 WINDOWS = {"cpu": (2.0, 16), "cuda": (10.0, 64)}
+CONTEXT_SHARE = 4  # a window's core is at least this many times the context it adds on each side
 
 
 def default_windows(device: torch.device | str) -> tuple[float, int]:
@@ -71,7 +72,11 @@ def _estimate(
         items, high, low = y[None], physics.high[None], physics.low[None]
     else:
         raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
-    chunk = max(int(chunk_seconds * model_rate), model.hop)
+    wanted = max(int(chunk_seconds * model_rate), model.hop)
+    # a core at least CONTEXT_SHARE times the context on each side, or windows would be mostly context; as many
+    # samples per call as asked
+    chunk = max(wanted, CONTEXT_SHARE * getattr(model, "context", 0))
+    batch_size = max(1, batch_size * wanted // chunk)
     estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress, span).reshape(y.shape)
     if rate != model_rate:
         estimate = AF.resample(estimate, model_rate, rate)[:, :length]

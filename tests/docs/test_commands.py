@@ -74,6 +74,7 @@ RULES = [
     Rule("declip adapt", append="--steps 2"),
     Rule("declip zoo list"),
     Rule("declip zoo export"),
+    Rule("declip zoo blend"),
     Rule("declip bench sqam", append="--levels 20"),
     Rule(
         "python benchmarks/loader_throughput.py",

@@ -3,7 +3,7 @@ import torch
 
 from declip.detection.plateaus import detect_clip_level
 from declip.inference.chunks import chunk_plan, receptive_field, restore_chunked
-from declip.models import MLP, Declipper, Demucs, UNet, UnfoldedSPADE
+from declip.models import MLP, Blend, Declipper, Demucs, UNet, UnfoldedSPADE
 from declip.physics import Clipping
 from tests.conftest import music
 
@@ -13,6 +13,11 @@ BACKBONES = {
     "demucs": lambda: Demucs(channels=1, hidden=8, depth=3, bottleneck="none"),
     "mlp": lambda: MLP(channels=1, frame=256, hidden=64, layers=2),
     "unfolded": lambda: UnfoldedSPADE(channels=1, window=256, hop=64, iterations=3, k_step=4, bands=4),
+    "blend": lambda: Blend(
+        UnfoldedSPADE(channels=1, window=256, hop=64, iterations=3, k_step=4, bands=4),
+        UNet(channels=1, widths=(8, 16)),
+        span=301,
+    ),  # fmt: skip
 }
 
 

@@ -117,6 +117,25 @@ def test_window_settings_are_checked_and_a_method_without_a_device_runs_on_the_c
     assert report.clipped and torch.equal(restored, restore_array(y, 16000, model)[0])
 
 
+def test_a_model_with_a_wide_context_gets_cores_four_times_it_with_as_many_samples_per_call(checkpoint):
+    model = LoadedModel.from_checkpoint(checkpoint)
+    y = torch.from_numpy(np.clip(music(0.5, 16000, 1, 14), -0.25, 0.25).T.copy())
+    calls = []
+
+    class Wide:  # a method whose windows need 3000 samples of context on each side
+        sample_rate, channels, hop, context, info = model.sample_rate, model.channels, model.hop, 3000, {}
+
+        def estimate(self, items, physics, chunk, batch_size, progress=None, span=None):
+            calls.append((chunk, batch_size))
+            return model.estimate(items, physics, chunk, batch_size, progress, span)
+
+    restore_array(y, 16000, Wide(), chunk_seconds=0.25, batch_size=8)  # asked: 4000-sample cores
+    assert calls == [(12000, 8 * 4000 // 12000)]
+    calls.clear()
+    restore_array(y, 16000, Wide(), chunk_seconds=1.0, batch_size=8)  # 16000 >= 4 x 3000: as asked
+    assert calls == [(16000, 8)]
+
+
 def test_an_output_written_meanwhile_by_another_run_is_kept(checkpoint, tmp_path):
     src, target = clipped_wav(tmp_path / "x.wav", channels=1), tmp_path / "out.wav"
     model = LoadedModel.from_checkpoint(checkpoint)

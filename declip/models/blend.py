@@ -43,7 +43,8 @@ class Blend(nn.Module):
     made consistent, with a weight ``w`` per sample chosen from the input alone.
 
     The input (``y/s`` and its signed mask, as every backbone sees it) is clipped again at ``1/g`` of its level
-    (per row and polarity, the level read from its clipped samples); both backbones restore that; over the ``span``
+    (per row and polarity, the level read from its clipped samples); both backbones restore that, scaled as they see
+    any input (its clipping scale at 1); over the ``span``
     samples centred on each sample, ``w`` minimises the squared error of the mix on the samples the second clipping
     hid (closed form, clamped to [0, 1]). A window with no such sample, or where the two agree there, takes
     ``primary`` alone. A mix of consistent estimates is consistent. Each backbone runs twice: slower than the slower
@@ -109,13 +110,14 @@ class Blend(nn.Module):
         hidden = (signed_again != 0) & (signed == 0)
         if not bool(hidden.any()):
             return torch.zeros_like(u)
-        inp = torch.cat([again, signed_again], dim=1)
-        primary = consistent(self.primary(inp), signed_again)
-        apart = consistent(self.secondary(inp), signed_again) - primary
+        scale = (high - low) / (2 * self.g)  # the clipping scale of the input clipped again, in the input's units
+        inp = torch.cat([again / scale, signed_again], dim=1)  # as a backbone sees any input: its level at ±1
+        primary = scale * consistent(self.primary(inp), signed_again)
+        apart = scale * consistent(self.secondary(inp), signed_again) - primary
         missed = u - (again + primary)
         fit = self._window_sum(torch.where(hidden, missed * apart, 0))
-        scale = self._window_sum(torch.where(hidden, apart * apart, 0))
-        ratio = torch.where(scale > 0, fit / scale.clamp(min=torch.finfo(scale.dtype).tiny), 0)
+        spread = self._window_sum(torch.where(hidden, apart * apart, 0))
+        ratio = torch.where(spread > 0, fit / spread.clamp(min=torch.finfo(spread.dtype).tiny), 0)
         return ratio.clamp(0, 1).to(u.dtype)
 
     def _window_sum(self, values: Tensor) -> Tensor:

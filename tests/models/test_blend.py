@@ -21,6 +21,20 @@ class Zero(nn.Module):
         return torch.zeros_like(inp[:, :1])
 
 
+class Peaks(nn.Module):
+    """Records the largest input each call sees and adds a fixed outward correction (in the units it sees)."""
+
+    channels = 1
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, inp):
+        self.seen.append(float(inp[:, :1].abs().max()))
+        return 0.1 * inp[:, 1:]
+
+
 def sparse(length=4096, seed=0):
     """A sum of a few steady partials: what A-SPADE restores well and doing nothing does not."""
     generator = torch.Generator().manual_seed(seed)
@@ -87,7 +101,8 @@ def test_the_weight_is_the_least_squares_mix_on_the_samples_the_second_clipping_
         weight = float(blend.weight(u, signed)[0, 0, 0])
         again = u.clamp(-1 / 1.5, 1 / 1.5)
         signed_again = (again >= 1 / 1.5).float() - (again <= -1 / 1.5).float()
-        primary = again + consistent(blend.primary(torch.cat([again, signed_again], 1)), signed_again)
+        scaled = torch.cat([again * 1.5, signed_again], 1)  # as the backbone sees it: the level at 1
+        primary = again + consistent(blend.primary(scaled), signed_again) / 1.5
     hidden = (signed_again != 0) & (signed == 0)
 
     def error(w):
@@ -95,6 +110,18 @@ def test_the_weight_is_the_least_squares_mix_on_the_samples_the_second_clipping_
 
     assert bool(hidden.any()) and 0 < weight < 1
     assert error(weight) <= min(error(weight - 0.02), error(weight + 0.02))
+
+
+def test_each_backbone_sees_the_input_clipped_again_as_any_input_with_its_level_at_one():
+    x = sparse(seed=2)
+    inp, u = backbone_input(x, 0.5)
+    peaks = Peaks()
+    blend = Blend(Zero(), peaks, g=2.0, span=8193)
+    with torch.no_grad():
+        out = blend(inp)
+    assert peaks.seen == [1.0, 1.0]  # clipped again at half the level, then scaled to it; the input as it is
+    weight = float(blend.weight(u, inp[:, 1:])[0, 0, 0])
+    assert torch.allclose(out, weight * 0.1 * inp[:, 1:])
 
 
 def test_nothing_clipped_gives_no_correction_and_bad_settings_stop_with_one_line():

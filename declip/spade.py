@@ -131,12 +131,12 @@ class ADMM:
         if keep:
             self._finished.append((self._alive[done], self._returned()[done]))
         self.left[self._alive[done]] = self.iteration
-        keep = ~done
+        running = ~done
         self._alive, self._x, self._z, self._u, self._lower, self._upper = (
-            t[keep] for t in (self._alive, self._x, self._z, self._u, self._lower, self._upper)
+            t[running] for t in (self._alive, self._x, self._z, self._u, self._lower, self._upper)
         )
         if self.keep_best:
-            self._best, self._best_score = self._best[keep], self._best_score[keep]
+            self._best, self._best_score = self._best[running], self._best_score[running]
 
 
 def admm(

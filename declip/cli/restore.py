@@ -109,7 +109,10 @@ def run_restore(argv: list[str]) -> int:
         "--precision", default="auto", choices=PRECISIONS,
         help="auto: bfloat16 where the device runs it natively and the model agrees with float32, else float32",
     )  # fmt: skip
-    parser.add_argument("--chunk-seconds", type=float, help="network window (s); default 2 on a CPU, 10 on a GPU")
+    parser.add_argument(
+        "--chunk-seconds", type=float,
+        help="network window's core (s); default 2 on a CPU, 10 on a GPU; at least 4 times a model's context",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help="windows per network call; default 16 on a CPU, 64 on a GPU")
     parser.add_argument("--subtype", default="FLOAT", choices=SUBTYPES, help="output WAV sample format")
     parser.add_argument("--normalize", action="store_true", help="scale down to fit a PCM subtype")

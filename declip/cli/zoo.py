@@ -91,10 +91,8 @@ def run_zoo(argv: list[str]) -> int:
         print(f"exported {args.checkpoint} -> {out}")
         return 0
     if args.command == "blend":
-        from declip.models import Blend
         from declip.zoo.blend import blend_folders
 
-        Blend.check(args.g, args.span)
         out = blend_folders(
             args.primary, args.secondary, args.out, args.g, args.span, args.name, _metrics(args.metrics), args.overwrite
         )

@@ -96,7 +96,8 @@ def restore_array(
     shape and rate) and a report. The clip level is detected per channel and polarity unless
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
     kept bit-exact; clipped ones end at or beyond the level with the sign of the input. Network
-    windows of ``chunk_seconds`` run ``batch_size`` at a time (default: :func:`default_windows`)."""
+    windows with cores of ``chunk_seconds`` run ``batch_size`` at a time (default: :func:`default_windows`); a
+    model whose context is wide gets cores of :data:`CONTEXT_SHARE` times it, fewer at a time."""
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     audio = audio.float()
     if audio.shape[-1] == 0:

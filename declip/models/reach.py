@@ -19,6 +19,9 @@ def reach(backbone: nn.Module, channels: int, probe: int = 1 << 16) -> int:
     signed = (y >= 1).to(y) - (y <= -1).to(y)
     inp = torch.cat([y, signed], dim=1).requires_grad_()
     with torch.enable_grad():
-        backbone(inp)[0, :, probe // 2].sum().backward()
+        centre = backbone(inp)[0, :, probe // 2].sum()
+        if not centre.requires_grad:  # an output that depends on no input through a gradient (a fixed correction)
+            return 0
+        centre.backward()
     touched = inp.grad.abs().sum(1)[0].nonzero()
     return int(max(probe // 2 - touched.min(), touched.max() - probe // 2)) if len(touched) else 0

@@ -8,7 +8,9 @@ from typing import Any
 import yaml
 from safetensors.torch import load_file
 
+from declip._version import __version__
 from declip.errors import ConfigError
+from declip.models import Blend
 from declip.zoo.export import check_target, write_folder
 from declip.zoo.layout import TRAINING_CONFIG, WEIGHTS, read_config
 from declip.zoo.registry import entries, entry
@@ -39,6 +41,7 @@ def blend_folders(
     The two must share sample rate and channels. The card and training configuration are the primary's (the
     secondary's stays in its own folder); ``config.json`` records both sources."""
     out = Path(out)
+    Blend.check(g, span)
     check_target(out, overwrite)
     folders = model_folder(primary), model_folder(secondary)
     configs = [read_config(folder) for folder in folders]
@@ -48,13 +51,18 @@ def blend_folders(
                 f"{primary} and {secondary} differ in {key} ({configs[0][key]} and {configs[1][key]}); "
                 "blend two models made for the same audio"
             )
+    if any(c.get("consistent_output") for c in configs):
+        raise ConfigError(f"{primary} or {secondary} has a consistent output head; Blend takes plain corrections")
     weights = {}
     for role, folder in zip(("primary", "secondary"), folders):
         for key, value in load_file(folder / WEIGHTS).items():
-            weights[key.replace("backbone.", f"backbone.{role}.", 1)] = value
+            if not key.startswith("backbone."):
+                raise ConfigError(f"{folder / WEIGHTS}: weight {key!r} is not a backbone's; re-export the model")
+            weights[f"backbone.{role}." + key.removeprefix("backbone.")] = value
     first, second = configs
     config: dict[str, Any] = {
-        **{k: v for k, v in first.items() if k not in ("metrics", "params")},
+        **{k: v for k, v in first.items() if k not in ("metrics", "params", "adapted")},
+        "declip_version": __version__,
         "backbone": {
             "class_path": "declip.models.blend.Blend",
             "init_args": {
@@ -70,8 +78,6 @@ def blend_folders(
         "blend_of": {"primary": str(primary), "secondary": str(secondary)},
         "metrics": metrics or {},
     }
-    if first.get("consistent_output") or second.get("consistent_output"):
-        raise ConfigError(f"{primary} or {secondary} has a consistent output head; Blend takes plain corrections")
     training_path = folders[0] / TRAINING_CONFIG
     training = yaml.safe_load(training_path.read_text()) if training_path.is_file() else None
     command = f"declip zoo blend {primary} {secondary} {out.name} --g {g} --span {span}"

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from declip.errors import ConfigError
+from declip.models.trusted import backbone_class
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 CARD = "README.md"
 TRAINING_CONFIG = "training_config.yaml"
-BACKBONE_PREFIX = "declip.models."  # remote configs may only name declip's own backbones
 
 
 def sha256(path: str | Path) -> str:
@@ -36,7 +36,5 @@ def read_config(folder: Path) -> dict[str, Any]:
     missing = [key for key in ("sample_rate", "channels", "backbone") if key not in config]
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(missing)}; re-export the model with declip zoo export")
-    class_path = str(config["backbone"].get("class_path", ""))
-    if not class_path.startswith(BACKBONE_PREFIX):
-        raise ConfigError(f"{path}: backbone {class_path!r} is not a declip model; refusing to import it")
+    backbone_class(str(config["backbone"].get("class_path", "")), str(path))  # only declip's own, never imported else
     return config

@@ -131,7 +131,12 @@ def test_nothing_clipped_gives_no_correction_and_bad_settings_stop_with_one_line
     bad = [
         ({"g": 1.0}, "Blend g must be above 1"),
         ({"span": 0}, "Blend span must be at least 1"),
-        ({"secondary": {"class_path": "os.system", "init_args": {}}}, "must be a declip backbone"),
+        ({"secondary": {"class_path": "os.system", "init_args": {}}}, "'os.system' is not a declip model"),
+        (  # a function of declip.models that would build what it is given: not a backbone class
+            {"secondary": {"class_path": "declip.models.blend.build_backbone", "init_args": {"config": {}}}},
+            "is not a declip backbone class",
+        ),
+        ({"primary": {"class_path": "declip.models.blend.F", "init_args": {}}}, "is not a declip backbone class"),
         ({"channels": 2}, r"Blend has 2 channel\(s\) but its primary has 1"),
     ]
     for override, message in bad:

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from declip.cli import main
 from declip.errors import ConfigError
@@ -15,8 +16,11 @@ from declip.zoo.load import load_model
 
 @pytest.fixture(scope="module")
 def pair(checkpoint, tmp_path_factory):
+    """Two folders of one architecture with different weights (the second's halved)."""
     root = tmp_path_factory.mktemp("pair")
-    return export_checkpoint(checkpoint, root / "first"), export_checkpoint(checkpoint, root / "second")
+    first, second = export_checkpoint(checkpoint, root / "first"), export_checkpoint(checkpoint, root / "second")
+    save_file({k: v / 2 for k, v in load_file(second / "model.safetensors").items()}, second / "model.safetensors")
+    return first, second
 
 
 def test_blend_writes_a_folder_that_loads_and_restores(pair, tmp_path, capsys):
@@ -31,12 +35,19 @@ def test_blend_writes_a_folder_that_loads_and_restores(pair, tmp_path, capsys):
     model, alone = load_model(out, precision="fp32"), load_model(first, precision="fp32")
     assert config["params"] == 2 * sum(p.numel() for p in alone.model.parameters())
     assert model.context == 801 // 2 + 1 + alone.context
+    backbone = model.model.backbone
+    for role, folder in (("primary", first), ("secondary", second)):  # each folder's weights in its place
+        shipped = load_file(folder / "model.safetensors")
+        mine = getattr(backbone, role).state_dict()
+        assert shipped.keys() == {f"backbone.{k}" for k in mine} and all(
+            torch.equal(mine[k], shipped[f"backbone.{k}"]) for k in mine
+        )
     torch.manual_seed(0)
     y = (torch.randn(1, 1, 4000) * 0.3).clamp(-0.2, 0.2)
     physics = Clipping(torch.tensor(0.2))
     with torch.no_grad():
-        both, single = model.model(y, physics), alone.model(y, physics)
-    assert torch.allclose(both, physics.project(single, y), atol=1e-6)  # the same model twice: any weight gives it
+        both = model.model(y, physics)
+    assert torch.equal(both, physics.project(both, y)) and not torch.equal(both, y)  # consistent, and it restores
     assert (out / "training_config.yaml").read_text() == (first / "training_config.yaml").read_text()
     assert "declip zoo blend" in (out / "README.md").read_text()
 
@@ -52,7 +63,12 @@ def test_blend_refuses_bad_settings_and_foreign_backbones_inside(pair, tmp_path,
     with pytest.raises(ConfigError, match="exists and is not empty"):
         blend_folders(first, second, out)
     config = json.loads((out / "config.json").read_text())
-    config["backbone"]["init_args"]["secondary"]["class_path"] = "builtins.eval"
-    (out / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="must be a declip backbone"):
+    for payload in ("builtins.eval", "declip.models.blend.build_backbone"):  # nested in Blend, or a declip function
+        config["backbone"]["init_args"]["secondary"]["class_path"] = payload
+        (out / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ConfigError, match="not a declip (model|backbone class)"):
+            load_model(out)
+    top = {**config, "backbone": {"class_path": "declip.models.blend.build_backbone", "init_args": {"config": {}}}}
+    (out / "config.json").write_text(json.dumps(top))
+    with pytest.raises(ConfigError, match="is not a declip backbone class; refusing to build it"):
         load_model(out)

@@ -19,11 +19,7 @@ from torch import Tensor, nn
 from declip.config import capture_init
 from declip.errors import ConfigError
 from declip.models.reach import reach
-from declip.models.trusted import backbone_class, build_backbone
-
-
-def _backbone(config: dict | nn.Module, role: str) -> nn.Module:
-    return config if isinstance(config, nn.Module) else build_backbone(config, f"Blend {role}")
+from declip.models.trusted import build_backbone, checked_class
 
 
 def consistent(correction: Tensor, signed: Tensor) -> Tensor:
@@ -62,10 +58,16 @@ class Blend(nn.Module):
     ) -> None:  # fmt: skip
         super().__init__()
         self.check(g, span)
-        for role, config in (("primary", primary), ("secondary", secondary)):  # both checked before either is built
-            if not isinstance(config, nn.Module):
-                backbone_class(str(config.get("class_path", "")) if isinstance(config, dict) else "", f"Blend {role}")
-        self.primary, self.secondary = _backbone(primary, "primary"), _backbone(secondary, "secondary")
+        given = {"primary": primary, "secondary": secondary}
+        classes = {  # both checked before either is built
+            role: None if isinstance(config, nn.Module) else checked_class(config, f"Blend {role}")
+            for role, config in given.items()
+        }
+        built = {
+            role: config if classes[role] is None else build_backbone(config, f"Blend {role}", classes[role])
+            for role, config in given.items()
+        }
+        self.primary, self.secondary = built["primary"], built["secondary"]
         for role, backbone in (("primary", self.primary), ("secondary", self.secondary)):
             if getattr(backbone, "channels", channels) != channels:
                 raise ConfigError(f"Blend has {channels} channel(s) but its {role} has {backbone.channels}")

@@ -23,8 +23,14 @@ def backbone_class(class_path: str, where: str = "config") -> type[nn.Module]:
     return cls
 
 
-def build_backbone(config: dict[str, Any], where: str = "config") -> nn.Module:
-    """A backbone from its ``{"class_path", "init_args"}``, checked by :func:`backbone_class` first."""
+def checked_class(config: Any, where: str = "config") -> type[nn.Module]:
+    """The class a backbone's ``{"class_path", "init_args"}`` names, checked by :func:`backbone_class`."""
     if not isinstance(config, dict):
         raise ConfigError(f"{where}: a backbone is a {{class_path, init_args}} mapping; got {type(config).__name__}")
-    return backbone_class(str(config.get("class_path", "")), where)(**config.get("init_args", {}))
+    return backbone_class(str(config.get("class_path", "")), where)
+
+
+def build_backbone(config: dict[str, Any], where: str = "config", cls: type[nn.Module] | None = None) -> nn.Module:
+    """A backbone from its ``{"class_path", "init_args"}``, checked by :func:`checked_class` first (unless ``cls``
+    is the class that check already returned)."""
+    return (cls or checked_class(config, where))(**config.get("init_args", {}))

@@ -7,10 +7,10 @@ from pathlib import Path
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from declip.config import instantiate
 from declip.errors import ConfigError
 from declip.inference.loaded import LoadedModel
 from declip.models import Declipper
+from declip.models.trusted import build_backbone
 from declip.zoo import hub
 from declip.zoo.layout import WEIGHTS, read_config, sha256
 from declip.zoo.registry import entries, entry, unknown_model
@@ -29,7 +29,7 @@ def load_folder(folder: str | Path, device: str = "cpu", expected_sha256: str | 
         state = load_file(weights, device=device)
     except (SafetensorError, OSError) as error:
         raise ConfigError(f"{weights}: unreadable safetensors file ({error})") from error
-    backbone = instantiate(config["backbone"])
+    backbone = build_backbone(config["backbone"], str(folder / "config.json"))
     model = Declipper(backbone, consistent=bool(config.get("consistent_output", False)))
     try:
         model.load_state_dict(state)

@@ -59,12 +59,11 @@ class Blend(nn.Module):
         super().__init__()
         self.check(g, span)
         given = {"primary": primary, "secondary": secondary}
-        classes = {  # both checked before either is built
-            role: None if isinstance(config, nn.Module) else checked_class(config, f"Blend {role}")
-            for role, config in given.items()
-        }
+        for role, config in given.items():  # both checked before either is built
+            if not isinstance(config, nn.Module):
+                checked_class(config, f"Blend {role}")
         built = {
-            role: config if classes[role] is None else build_backbone(config, f"Blend {role}", classes[role])
+            role: config if isinstance(config, nn.Module) else build_backbone(config, f"Blend {role}")
             for role, config in given.items()
         }
         self.primary, self.secondary = built["primary"], built["secondary"]

@@ -30,7 +30,6 @@ def checked_class(config: Any, where: str = "config") -> type[nn.Module]:
     return backbone_class(str(config.get("class_path", "")), where)
 
 
-def build_backbone(config: dict[str, Any], where: str = "config", cls: type[nn.Module] | None = None) -> nn.Module:
-    """A backbone from its ``{"class_path", "init_args"}``, checked by :func:`checked_class` first (unless ``cls``
-    is the class that check already returned)."""
-    return (cls or checked_class(config, where))(**config.get("init_args", {}))
+def build_backbone(config: dict[str, Any], where: str = "config") -> nn.Module:
+    """A backbone from its ``{"class_path", "init_args"}``, checked by :func:`checked_class` first."""
+    return checked_class(config, where)(**config.get("init_args", {}))

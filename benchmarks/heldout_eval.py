@@ -10,7 +10,8 @@ of mean ΔSDR per input SDR, the mean, and the real-time factor (mono audio seco
 ``--model`` takes anything ``declip restore --model`` takes; ``--untrained CONFIG`` builds the
 config's backbone with its initial weights; ``--method`` is ``spline`` or ``aspade``. ``--override NAME=VALUE``
 (repeatable; VALUE read as YAML) rebuilds each ``--model``'s backbone with that constructor setting changed and
-the same weights, to score settings that need no training (``--override heavy_rho=0.05``).
+the same weights, to score settings that need no training (``--override heavy_rho=0.05``); a setting that only sets
+initial weights (which the trained ones replace) is refused.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
         backbone = instantiate({**config, "init_args": {**config["init_args"], **overrides}})
     except (ConfigError, TypeError, ValueError) as error:
         raise SystemExit(f"--override: {error}") from None
+    for name in overrides:
+        moved = initial_weights_moved(config, name, overrides[name])
+        if moved:
+            raise SystemExit(
+                f"--override {name}: it sets initial weights only ({', '.join(moved)}), which the trained weights "
+                "replace, so the score would be the unchanged model's; train with it instead"
+            )
     try:
         backbone.load_state_dict(loaded.model.backbone.state_dict())
     except RuntimeError as error:  # a setting that shapes the parameters (K, bands, ...)
@@ -64,6 +72,18 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
         raise SystemExit(refusal) from None
     loaded.model.backbone = backbone.to(loaded.device).eval()  # the model given is changed in place
     return LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
+
+
+def initial_weights_moved(config: dict, name: str, value) -> list[str]:
+    """Weights of the backbone ``config`` builds (same seed) whose initial values change when ``name`` is ``value``
+    (same shapes: a setting that shapes them is refused when the trained weights are loaded)."""
+    states = []
+    for init_args in (config["init_args"], {**config["init_args"], name: value}):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            states.append(instantiate({**config, "init_args": init_args}).state_dict())
+    before, after = states
+    return [k for k, v in before.items() if k in after and after[k].shape == v.shape and not torch.equal(after[k], v)]
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -430,6 +430,8 @@ def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():
         module.overridden(changed, {"heavy_ro": 1})
     with pytest.raises(SystemExit, match="weights do not fit the changed"):
         module.overridden(changed, {"bands": 4})
+    with pytest.raises(SystemExit, match=r"--override sharpness: it sets initial weights only \(log_sharpness\)"):
+        module.overridden(changed, {"sharpness": 4.0})  # the trained log_sharpness would replace it unseen
     with pytest.raises(SystemExit, match="give NAME=VALUE"):
         module.parse_overrides(["heavy_rho"])
     alone = argparse.Namespace(override=["heavy_rho=0.1"], model=[], untrained=[], method=["spline"])

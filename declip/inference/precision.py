@@ -59,12 +59,18 @@ def bf16_error(model: nn.Module, channels: int, device: torch.device | str, leng
     return float((fast - reference).norm() / reference.norm().clamp_min(1e-12))
 
 
+def gains_from_bf16(model: nn.Module) -> bool:
+    """False for a backbone marked ``float32_only`` (its own arithmetic is float32 under autocast too)."""
+    return not getattr(getattr(model, "backbone", model), "float32_only", False)
+
+
 def resolve(precision: str, model: nn.Module, channels: int, device: torch.device | str) -> str:
     """``"fp32"`` or ``"bf16"``: ``auto`` picks bf16 where the device runs it natively and the model's
-    bf16 output agrees with fp32 on a probe; an explicit ``bf16`` that disagrees is refused."""
+    bf16 output agrees with fp32 on a probe (never for a backbone that computes in float32 whatever it is asked:
+    it would gain nothing and pay the probe); an explicit ``bf16`` that disagrees is refused."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {PRECISIONS}; got {precision!r}")
-    if precision == "fp32" or (precision == "auto" and not native_bf16(device)):
+    if precision == "fp32" or (precision == "auto" and not (native_bf16(device) and gains_from_bf16(model))):
         return "fp32"
     error = bf16_error(model, channels, device)
     if error <= PROBE_TOLERANCE:

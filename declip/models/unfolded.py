@@ -108,6 +108,8 @@ class UnfoldedSPADE(nn.Module):
         probe_top: the coefficients that test counts.
     """
 
+    float32_only = True  # frames are restored in float32 (FFTs ignore autocast): bfloat16 would gain nothing
+
     @capture_init
     def __init__(
         self,

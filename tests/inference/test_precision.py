@@ -6,7 +6,7 @@ from declip.detection.plateaus import detect_clip_level
 from declip.errors import ConfigError
 from declip.inference import precision
 from declip.inference.chunks import receptive_field, restore_chunked
-from declip.models import Declipper, UNet
+from declip.models import Declipper, UNet, UnfoldedSPADE
 from declip.physics import Clipping
 from tests.conftest import music
 
@@ -44,6 +44,9 @@ def test_a_model_that_disagrees_in_bf16_is_refused_or_falls_back(monkeypatch):
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     with pytest.warns(UserWarning, match="using float32"):
         assert precision.resolve("auto", model, 1, "cpu") == "fp32"
+    unfolded = Declipper(UnfoldedSPADE(window=256, hop=64, iterations=2)).eval()
+    monkeypatch.setattr(precision, "bf16_error", lambda *args: pytest.fail("probed a model that gains nothing"))
+    assert precision.resolve("auto", unfolded, 1, "cpu") == "fp32"  # float32 whatever autocast asks: no probe
     monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     assert precision.resolve("auto", Declipper(UNet(channels=1, widths=(8,))), 1, "cpu") == "fp32"
     with pytest.raises(ConfigError, match="precision must be one of"):

@@ -8,6 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from declip.cli import main
 from declip.errors import ConfigError
+from declip.models.reach import reach
 from declip.physics import Clipping
 from declip.zoo.blend import blend_folders
 from declip.zoo.export import export_checkpoint
@@ -34,8 +35,10 @@ def test_blend_writes_a_folder_that_loads_and_restores(pair, tmp_path, capsys):
     assert config["blend_of"] == {"primary": str(first), "secondary": str(second)}
     model, alone = load_model(out, precision="fp32"), load_model(first, precision="fp32")
     assert config["params"] == 2 * sum(p.numel() for p in alone.model.parameters())
-    assert model.context == 801 // 2 + 1 + alone.context
     backbone = model.model.backbone
+    reaches = [reach(getattr(backbone, role), 1) for role in ("primary", "secondary")]
+    assert reaches[0] + alone.hop == alone.context  # the primary is the first folder's model, reaching as far
+    assert model.context == max(reaches) + 801 // 2 + 1 + model.hop  # the farther reach plus half the span
     for role, folder in (("primary", first), ("secondary", second)):  # each folder's weights in its place
         shipped = load_file(folder / "model.safetensors")
         mine = getattr(backbone, role).state_dict()

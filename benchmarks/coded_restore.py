@@ -31,6 +31,10 @@ arms: the midpoint of each WINDOW-sample window's largest and smallest sample, k
 (:func:`~declip.detection.baseline.estimate_baseline`), taken out of the coded input before restoring and added back
 to each output. Coded rows only. (Detection itself, in the ``detected`` arm, takes it out, with a window of 2048, only
 where the coded input as it is shows nothing.)
+
+``--override NAME=VALUE`` (repeatable; VALUE read as YAML) rebuilds the model's backbone with that constructor setting
+changed and the same weights (:func:`~declip.inference.overrides.overridden`; ``--override heavy_share=null``), as
+``heldout_eval.py`` does.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ from declip.data.codecs import code
 from declip.detection.baseline import estimate_baseline
 from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping, load_mask_net
 from declip.detection.measurement import Measurement
+from declip.errors import ConfigError
 from declip.inference.analysis import restore_measured
+from declip.inference.overrides import overridden, parse_overrides
 from declip.inference.restore import restore_array
 from declip.metrics import DEFAULT_LEVELS, delta_sdr
 from declip.physics import ClipMasks, Clipping, sdr, threshold_for_sdr
@@ -187,6 +193,7 @@ def main() -> None:
     )
     parser.add_argument("--oracle-baseline", action="store_true", help="see above; needs --highpass")
     parser.add_argument("--estimated-baseline", type=int, default=0, metavar="WINDOW", help="see above (samples)")
+    parser.add_argument("--override", action="append", default=[], help="NAME=VALUE: a --model backbone setting")
     args = parser.parse_args()
     if args.oracle_baseline and args.estimated_baseline:
         parser.error("--oracle-baseline and --estimated-baseline each set the model's input: give one")
@@ -195,11 +202,16 @@ def main() -> None:
     if args.masks and args.mask == "band":
         parser.error("--masks gives the learned masks' network; --mask band uses none")
     model = load_model(args.model, precision="fp32")
+    try:
+        model = overridden(model, parse_overrides(args.override)) if args.override else model
+    except ConfigError as error:
+        parser.error(f"--override {error}")
     args.net = load_mask_net(args.masks) if args.masks else None
     gains = {codec: codec_gain(codec) for codec in args.codecs}
     masks = f"band δ {args.band}" if args.mask == "band" else f"learned masks ({args.masks or 'shipped'})"
     scored = f", scored above {args.highpass:g} Hz" if args.highpass > 0 else ""
-    print(f"model {args.model}, given arm: {masks}, encoder gains {gains}{scored}")
+    label = "".join(f", {pair}" for pair in args.override)
+    print(f"model {args.model}{label}, given arm: {masks}, encoder gains {gains}{scored}")
     start = time.time()
     for name, items in signals(args).items():
         if name not in args.sets:

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import yaml
 
-from declip.config import config_of, instantiate
+from declip.config import instantiate
 from declip.data import AudioDataModule, MusdbCorpus
 from declip.errors import ConfigError
 from declip.inference import LoadedModel
 from declip.inference.methods import ASPADEMethod, SplineMethod
+from declip.inference.overrides import overridden, parse_overrides
 from declip.inference.restore import restore_array
 from declip.metrics import delta_sdr
 from declip.models import Declipper
@@ -46,65 +47,25 @@ def segments(root: str, split: str, per_level: int, seconds: float, levels: list
     return next(iter(loader))
 
 
-def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
-    """``loaded`` with its backbone rebuilt from its constructor settings updated by ``overrides``, same weights."""
-    config = config_of(loaded.model.backbone)
-    unknown = sorted(set(overrides) - set(config["init_args"]))
-    if unknown:
-        settings = ", ".join(config["init_args"])
-        raise SystemExit(f"--override {unknown[0]}: not a setting of {config['class_path']} (its settings: {settings})")
+def override(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     try:
-        backbone = instantiate({**config, "init_args": {**config["init_args"], **overrides}})
-    except (ConfigError, TypeError, ValueError) as error:
-        raise SystemExit(f"--override: {error}") from None
-    for name in overrides:
-        moved = initial_weights_moved(config, name, overrides[name])
-        if moved:
-            raise SystemExit(
-                f"--override {name}: it sets initial weights only ({', '.join(moved)}), which the trained weights "
-                "replace, so the score would be the unchanged model's; train with it instead"
-            )
-    try:
-        backbone.load_state_dict(loaded.model.backbone.state_dict())
-    except RuntimeError as error:  # a setting that shapes the parameters (K, bands, ...)
-        first = str(error).strip().splitlines()[-1].strip()
-        refusal = f"--override: the trained weights do not fit the changed {config['class_path']} ({first})"
-        raise SystemExit(refusal) from None
-    loaded.model.backbone = backbone.to(loaded.device).eval()  # the model given is changed in place
-    return LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
-
-
-def initial_weights_moved(config: dict, name: str, value) -> list[str]:
-    """Weights of the backbone ``config`` builds (same seed) whose initial values change when ``name`` is ``value``
-    (same shapes: a setting that shapes them is refused when the trained weights are loaded)."""
-    states = []
-    for init_args in (config["init_args"], {**config["init_args"], name: value}):
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            states.append(instantiate({**config, "init_args": init_args}).state_dict())
-    before, after = states
-    return [k for k, v in before.items() if k in after and after[k].shape == v.shape and not torch.equal(after[k], v)]
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--override {pair!r}: give NAME=VALUE, e.g. --override heavy_rho=0.05")
-        out[name] = yaml.safe_load(value)
-    return out
+        return overridden(loaded, overrides)
+    except ConfigError as error:
+        raise SystemExit(f"--override {error}") from None
 
 
 def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
-    overrides = parse_overrides(args.override)
+    try:
+        overrides = parse_overrides(args.override)
+    except ConfigError as error:
+        raise SystemExit(f"--override {error}") from None
     if overrides and not args.model:
         raise SystemExit("--override changes a --model's settings, and no --model was given: add --model REF")
     label = "".join(f", {k}={v}" for k, v in overrides.items())
     out: list[tuple[str, object]] = []
     for ref in args.model:
         loaded = load_model(ref, precision="fp32")
-        out.append((f"{ref}{label}", overridden(loaded, overrides) if overrides else loaded))
+        out.append((f"{ref}{label}", override(loaded, overrides) if overrides else loaded))
     for config in args.untrained:
         backbone = instantiate(yaml.safe_load(Path(config).read_text())["model"]["backbone"])
         out.append((f"untrained {Path(config).stem}", LoadedModel.from_module_model(Declipper(backbone), 44100, 1)))

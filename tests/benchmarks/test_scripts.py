@@ -24,6 +24,8 @@ import soundfile as sf
 import torch
 import yaml
 
+from declip.errors import ConfigError
+from declip.inference.overrides import parse_overrides
 from declip.zoo import load_model
 from tests.sandbox import RATE, music_corpus, sqam_excerpts, tones
 
@@ -306,6 +308,20 @@ def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     assert rows[("none", "input SDR")] == pytest.approx([3.0, 20.0], abs=0.02)  # --levels sets the clipping
 
 
+def test_coded_restore_override_changes_the_model_setting_and_refuses_unknown_ones(tmp_path, corpus):
+    args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "none", "--levels", 1,
+            "--model", "unfolded-music-reclip")  # fmt: skip
+    rows = {}
+    for share in ("0.02", "null"):  # 1 dB: the heavy path (A-SPADE's schedule) only where the share is set
+        out = run("coded_restore.py", *args, "--override", f"heavy_share={share}", cwd=tmp_path)
+        assert f"model unfolded-music-reclip, heavy_share={share}, given arm" in out
+        rows[share] = {(row[0], row[1]): number(row[2]) for row in table(out, "codec")}
+    assert rows["0.02"][("none", "given")] != rows["null"][("none", "given")]
+    command = [sys.executable, str(BENCHMARKS / "coded_restore.py"), *map(str, args), "--override", "heavy_ro=1"]
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--override heavy_ro: not a setting of" in refused.stderr
+
+
 def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, corpus):
     import torch
     from safetensors.torch import save_file
@@ -421,19 +437,21 @@ def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():
     spec.loader.exec_module(module)
     loaded = load_model("unfolded-music-reclip", precision="fp32")
     weights = {k: v.clone() for k, v in loaded.model.backbone.state_dict().items()}
-    changed = module.overridden(loaded, module.parse_overrides(["heavy_rho=0.3", "heavy_share=null"]))
+    changed = module.override(loaded, parse_overrides(["heavy_rho=0.3", "heavy_share=null"]))
     backbone = changed.model.backbone
     assert (backbone.heavy_rho, backbone.heavy_share, backbone.heavy_iterations) == (0.3, None, 3000)
     assert weights.keys() == backbone.state_dict().keys()
     assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in weights.items())
     with pytest.raises(SystemExit, match="--override heavy_ro: not a setting of declip.models.unfolded.UnfoldedSPADE"):
-        module.overridden(changed, {"heavy_ro": 1})
-    with pytest.raises(SystemExit, match="weights do not fit the changed"):
-        module.overridden(changed, {"bands": 4})
+        module.override(changed, {"heavy_ro": 1})
+    with pytest.raises(SystemExit, match="--override bands: the trained weights do not fit the changed"):
+        module.override(changed, {"bands": 4})
     with pytest.raises(SystemExit, match=r"--override sharpness: it sets initial weights only \(log_sharpness\)"):
-        module.overridden(changed, {"sharpness": 4.0})  # the trained log_sharpness would replace it unseen
-    with pytest.raises(SystemExit, match="give NAME=VALUE"):
-        module.parse_overrides(["heavy_rho"])
+        module.override(changed, {"sharpness": 4.0})  # the trained log_sharpness would replace it unseen
+    with pytest.raises(ConfigError, match="give NAME=VALUE"):
+        parse_overrides(["heavy_rho"])
+    with pytest.raises(SystemExit, match="--override 'heavy_rho': give NAME=VALUE"):
+        module.methods(argparse.Namespace(override=["heavy_rho"], model=["unfolded-music-reclip"]))
     alone = argparse.Namespace(override=["heavy_rho=0.1"], model=[], untrained=[], method=["spline"])
     with pytest.raises(SystemExit, match="no --model was given"):
         module.methods(alone)

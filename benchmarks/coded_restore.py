@@ -203,14 +203,15 @@ def main() -> None:
         parser.error("--masks gives the learned masks' network; --mask band uses none")
     model = load_model(args.model, precision="fp32")
     try:
-        model = overridden(model, parse_overrides(args.override)) if args.override else model
+        overrides = parse_overrides(args.override)
+        model = overridden(model, overrides) if overrides else model
     except ConfigError as error:
         parser.error(f"--override {error}")
     args.net = load_mask_net(args.masks) if args.masks else None
     gains = {codec: codec_gain(codec) for codec in args.codecs}
     masks = f"band δ {args.band}" if args.mask == "band" else f"learned masks ({args.masks or 'shipped'})"
     scored = f", scored above {args.highpass:g} Hz" if args.highpass > 0 else ""
-    label = "".join(f", {pair}" for pair in args.override)
+    label = "".join(f", {k}={v}" for k, v in overrides.items())  # as heldout_eval.py labels its rows
     print(f"model {args.model}{label}, given arm: {masks}, encoder gains {gains}{scored}")
     start = time.time()
     for name, items in signals(args).items():

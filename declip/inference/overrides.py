@@ -3,6 +3,8 @@ that need no training (``heavy_rho``, ``heavy_share``, ...) without a new model 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import yaml
 
@@ -18,7 +20,13 @@ def parse_overrides(pairs: list[str]) -> dict:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"{pair!r}: give NAME=VALUE, e.g. heavy_rho=0.05")
-        out[name] = yaml.safe_load(value)
+        try:
+            out[name] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0]
+            raise ConfigError(
+                f"{pair!r}: VALUE is not YAML ({problem}); e.g. heavy_rho=0.05, heavy_share=null"
+            ) from None
     return out
 
 
@@ -37,7 +45,10 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     except (ConfigError, TypeError, ValueError) as error:
         raise ConfigError(f"{', '.join(overrides)}: {error}") from None
     for name in overrides:
-        moved = initial_weights_moved(config, name, overrides[name])
+        try:
+            moved = initial_weights_moved(config, name, overrides[name])
+        except (ConfigError, TypeError, ValueError):  # valid only with another override: judged together above
+            continue
         if moved:
             raise ConfigError(
                 f"{name}: it sets initial weights only ({', '.join(moved)}), which the trained weights "
@@ -50,7 +61,8 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
         refusal = f"{', '.join(overrides)}: the trained weights do not fit the changed {config['class_path']} ({first})"
         raise ConfigError(refusal) from None
     loaded.model.backbone = backbone.to(loaded.device).eval()
-    return LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
+    rebuilt = LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
+    return replace(rebuilt, precision=loaded.precision)
 
 
 def initial_weights_moved(config: dict, name: str, value) -> list[str]:

@@ -12,8 +12,8 @@ def reach(backbone: nn.Module, channels: int, probe: int = 1 << 16) -> int:
     farthest extent of the gradient of the centre output over a batch of clipped random probes ``(8, 2*channels,
     probe)`` at eight loudnesses (one probe can miss samples that reach only through units it leaves inactive), drawn
     from a fixed seed so that one backbone always gets one answer; 4096 samples long first, doubled up to ``probe``
-    while the gradient reaches a quarter of the way to an end. Finite for convolutional backbones; the whole probe for
-    recurrent or attention bottlenecks."""
+    while the gradient reaches half-way from the centre to an end. Finite for convolutional backbones; the whole
+    probe for recurrent or attention bottlenecks."""
     declared = getattr(backbone, "receptive_field", None)
     if declared is not None:
         return int(declared)

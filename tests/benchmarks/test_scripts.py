@@ -9,6 +9,7 @@ the right rows, never how fast anything is. A new script in benchmarks/ needs a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import math
@@ -25,7 +26,7 @@ import torch
 import yaml
 
 from declip.errors import ConfigError
-from declip.inference.overrides import parse_overrides
+from declip.inference.overrides import overridden, parse_overrides
 from declip.zoo import load_model
 from tests.sandbox import RATE, music_corpus, sqam_excerpts, tones
 
@@ -312,9 +313,9 @@ def test_coded_restore_override_changes_the_model_setting_and_refuses_unknown_on
     args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "none", "--levels", 1,
             "--model", "unfolded-music-reclip")  # fmt: skip
     rows = {}
-    for share in ("0.02", "null"):  # 1 dB: the heavy path (A-SPADE's schedule) only where the share is set
+    for share, label in (("0.02", "0.02"), ("null", "None")):  # 1 dB: A-SPADE's schedule only where a share is set
         out = run("coded_restore.py", *args, "--override", f"heavy_share={share}", cwd=tmp_path)
-        assert f"model unfolded-music-reclip, heavy_share={share}, given arm" in out
+        assert f"model unfolded-music-reclip, heavy_share={label}, given arm" in out
         rows[share] = {(row[0], row[1]): number(row[2]) for row in table(out, "codec")}
     assert rows["0.02"][("none", "given")] != rows["null"][("none", "given")]
     command = [sys.executable, str(BENCHMARKS / "coded_restore.py"), *map(str, args), "--override", "heavy_ro=1"]
@@ -450,6 +451,10 @@ def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():
         module.override(changed, {"sharpness": 4.0})  # the trained log_sharpness would replace it unseen
     with pytest.raises(ConfigError, match="give NAME=VALUE"):
         parse_overrides(["heavy_rho"])
+    with pytest.raises(ConfigError, match=r"'heavy_rho=\[0.1,': VALUE is not YAML"):
+        parse_overrides(["heavy_rho=[0.1,"])
+    bf16 = overridden(dataclasses.replace(changed, precision="bf16"), {"heavy_rho": 0.05})
+    assert bf16.precision == "bf16" and bf16.model.backbone.heavy_rho == 0.05  # its precision kept
     with pytest.raises(SystemExit, match="--override 'heavy_rho': give NAME=VALUE"):
         module.methods(argparse.Namespace(override=["heavy_rho"], model=["unfolded-music-reclip"]))
     alone = argparse.Namespace(override=["heavy_rho=0.1"], model=[], untrained=[], method=["spline"])

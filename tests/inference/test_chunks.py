@@ -4,6 +4,7 @@ import torch
 from declip.detection.plateaus import detect_clip_level
 from declip.inference.chunks import chunk_plan, receptive_field, restore_chunked
 from declip.models import MLP, Blend, Declipper, Demucs, UNet, UnfoldedSPADE
+from declip.models.reach import reach
 from declip.physics import Clipping
 from tests.conftest import music
 
@@ -57,8 +58,15 @@ def test_receptive_field_of_a_convolutional_model_is_finite():
     model = Declipper(UNet(channels=1, widths=(8, 16), kernel_size=5))
     field = receptive_field(model, 1, probe=4096)
     assert 4 < field < 200
-    torch.manual_seed(1)  # the probe has its own seed: the global generator's state does not change the answer
-    assert receptive_field(model, 1, probe=4096) == field
+    state = torch.get_rng_state()
+    assert receptive_field(model, 1, probe=4096) == field  # its own fixed seed: one answer, the global state untouched
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_reach_lengthens_the_probe_for_a_wide_backbone():
+    wide = torch.nn.Conv1d(2, 1, 3001, padding=1500)  # reaches 1500 samples each side: past a quarter of 4096
+    assert reach(wide, 1) == 1500
+    assert reach(wide, 1, probe=2048) == 1024  # capped by the probe: all of it
 
 
 class Counting(torch.nn.Module):

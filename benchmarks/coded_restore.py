@@ -32,6 +32,10 @@ arms: the midpoint of each WINDOW-sample window's largest and smallest sample, k
 to each output. Coded rows only. (Detection itself, in the ``detected`` arm, takes it out, with a window of 2048, only
 where the coded input as it is shows nothing.)
 
+``--arms given`` scores the given arm alone (the detected arm restores every input a second time); ``--per-item``
+adds, under each codec's rows, one row per signal for each arm scored (ΔSDR per level and its mean), to see which
+item a change moves.
+
 ``--override NAME=VALUE`` (repeatable; VALUE read as YAML) rebuilds the model's backbone with that constructor setting
 changed and the same weights (:func:`~declip.inference.overrides.overridden`; ``--override heavy_share=null``), as
 ``heldout_eval.py`` does.
@@ -153,14 +157,10 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
         physics = given_physics(gain * theta, args.mask, args.band, args.net)
         measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
         given = restore_measured(restored_from, rate, model, measurement) - added
-    detected, report = restore_array(restored_from, rate, model)
-    detected = detected - added
-    scores = {
-        "given": delta(given),
-        "detected": delta(detected),
-        "found": float(report.clipped),
-        "input": base,
-    }
+    scores = {"given": delta(given), "input": base}
+    if "detected" in args.arms:
+        detected, report = restore_array(restored_from, rate, model)
+        scores |= {"detected": delta(detected - added), "found": float(report.clipped)}
     if args.true_masks:
         truth = xt.abs() >= theta
         true = given
@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--band", type=float, default=0.03, help="δ of the tolerance band (--mask band)")
     parser.add_argument("--codecs", nargs="+", default=["none", "mp3", "opus"])
     parser.add_argument("--true-masks", action="store_true", help="add the true-mask and cap arms (see above)")
+    parser.add_argument("--arms", nargs="+", choices=["given", "detected"], default=["given", "detected"])
+    parser.add_argument("--per-item", action="store_true", help="a row per signal under each codec's rows")
     parser.add_argument("--sets", nargs="+", default=["music", "sqam"], choices=["music", "sqam"])
     parser.add_argument("--levels", type=int, nargs="+", default=LEVELS, help="input SDRs (dB); default: all seven")
     parser.add_argument(
@@ -221,18 +223,24 @@ def main() -> None:
         print("| codec | arm | " + " | ".join(f"{v} dB" for v in args.levels) + " | mean |")
         print("|---" * (len(args.levels) + 3) + "|")
         for codec in args.codecs:
-            arms = ("given", "detected", *(("true masks", "cap") if args.true_masks else ()))
-            arms = arms[:3] if codec == "none" and args.true_masks else arms  # uncoded, the cap is the signal itself
-            rows = {key: [] for key in (*arms, "found", "input")}
-            for level in args.levels:
-                scores = [score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
-                for key in rows:
-                    rows[key].append(float(np.mean([s[key] for s in scores])))
+            arms = (*args.arms, *(("true masks", "cap") if args.true_masks else ()))
+            arms = arms[:-1] if codec == "none" and args.true_masks else arms  # uncoded, the cap is the signal itself
+            found = ("found",) if "detected" in args.arms else ()
+            per_level = [[score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
+                         for level in args.levels]  # fmt: skip
+            rows = {key: [float(np.mean([s[key] for s in scores])) for scores in per_level]
+                    for key in (*arms, *found, "input")}  # fmt: skip
             for arm in arms:
                 cells = " | ".join(f"{v:.2f}" for v in rows[arm])
                 print(f"| {codec} | {arm} | {cells} | {np.mean(rows[arm]):.2f} |")
-            print(f"| {codec} | share found | " + " | ".join(f"{v:.2f}" for v in rows["found"]) + " | |")
+            if found:
+                print(f"| {codec} | share found | " + " | ".join(f"{v:.2f}" for v in rows["found"]) + " | |")
             print(f"| {codec} | input SDR | " + " | ".join(f"{v:.2f}" for v in rows["input"]) + " | |", flush=True)
+            for index, (item, _, _) in enumerate(items if args.per_item else ()):
+                for arm in arms:
+                    values = [scores[index][arm] for scores in per_level]
+                    cells = " | ".join(f"{v:.2f}" for v in values)
+                    print(f"| {codec} | {arm}: {item} | {cells} | {np.mean(values):.2f} |", flush=True)
     print(f"({time.time() - start:.0f} s)")
 
 

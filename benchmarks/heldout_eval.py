@@ -17,8 +17,10 @@ initial weights (which the trained ones replace) is refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -47,18 +49,23 @@ def segments(root: str, split: str, per_level: int, seconds: float, levels: list
     return next(iter(loader))
 
 
-def override(loaded: LoadedModel, overrides: dict) -> LoadedModel:
+@contextlib.contextmanager
+def override_errors() -> Iterator[None]:
+    """A bad --override stops the script with its one line (the ConfigError's message, after the option)."""
     try:
-        return overridden(loaded, overrides)
+        yield
     except ConfigError as error:
         raise SystemExit(f"--override {error}") from None
+
+
+def override(loaded: LoadedModel, overrides: dict) -> LoadedModel:
+    with override_errors():
+        return overridden(loaded, overrides)
 
 
 def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
-    try:
+    with override_errors():
         overrides = parse_overrides(args.override)
-    except ConfigError as error:
-        raise SystemExit(f"--override {error}") from None
     if overrides and not args.model:
         raise SystemExit("--override changes a --model's settings, and no --model was given: add --model REF")
     label = "".join(f", {k}={v}" for k, v in overrides.items())

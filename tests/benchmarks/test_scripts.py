@@ -296,6 +296,20 @@ def test_coded_restore(tmp_path, corpus):
                 assert all(v < float(level) + 0.5 for v, level in zip(values, LEVELS))
 
 
+def test_coded_restore_scores_the_given_arm_alone_with_a_row_per_item(tmp_path, corpus):
+    out = run("coded_restore.py", "--music", corpus, "--tracks", 2, "--seconds", 1, "--sets", "music",
+              "--codecs", "none", "mp3", "--levels", 3, 20, "--arms", "given", "--per-item", cwd=tmp_path)  # fmt: skip
+    rows = {(row[0], row[1]): [number(cell) for cell in row[2:5] if cell] for row in table(out, "codec")}
+    items = ("given: e0", "given: e1")
+    assert list(rows) == [(codec, arm) for codec in ("none", "mp3") for arm in ("given", "input SDR", *items)]
+    for codec in ("none", "mp3"):
+        per_item = [rows[(codec, item)] for item in items]
+        assert all(-30 < v < 60 for values in per_item for v in values)
+        assert rows[(codec, "given")][:2] == pytest.approx([(a + b) / 2 for a, b in zip(*per_item)][:2], abs=0.006)
+        assert all(values[2] == pytest.approx(sum(values[:2]) / 2, abs=0.006) for values in per_item)
+    assert rows[("none", "given: e0")] != rows[("none", "given: e1")]  # each item scored on its own
+
+
 def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music",
               "--codecs", "none", "mp3", "--true-masks", "--levels", 3, 20, cwd=tmp_path)  # fmt: skip

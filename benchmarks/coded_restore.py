@@ -32,7 +32,8 @@ arms: the midpoint of each WINDOW-sample window's largest and smallest sample, k
 to each output. Coded rows only. (Detection itself, in the ``detected`` arm, takes it out, with a window of 2048, only
 where the coded input as it is shows nothing.)
 
-``--arms given`` scores the given arm alone (the detected arm restores every input a second time); ``--per-item``
+``--arms given`` or ``--arms detected`` scores that arm alone (each arm restores every input once; uncoded,
+``--true-masks`` still restores the given arm, which it equals there); ``--per-item``
 adds, under each codec's rows, one row per signal for each arm scored (ΔSDR per level and its mean), to see which
 item a change moves.
 
@@ -151,20 +152,23 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
     if args.estimated_baseline and codec != "none":
         restored_from = estimate_baseline([yt], rate, args.estimated_baseline).removed(yt)
     added = restored_from - yt
-    if codec == "none":
-        given, _ = restore_array(yt, rate, model, threshold=theta)
-    else:
-        physics = given_physics(gain * theta, args.mask, args.band, args.net)
-        measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
-        given = restore_measured(restored_from, rate, model, measurement) - added
-    scores = {"given": delta(given), "input": base}
+    scores = {"input": base}
+    if "given" in args.arms or (args.true_masks and codec == "none"):  # uncoded, the true masks are the given arm's
+        if codec == "none":
+            given, _ = restore_array(yt, rate, model, threshold=theta)
+        else:
+            physics = given_physics(gain * theta, args.mask, args.band, args.net)
+            measurement = Measurement(physics, True, ("hard-coded",), (1.0,))
+            given = restore_measured(restored_from, rate, model, measurement) - added
+        scores["given"] = delta(given)
     if "detected" in args.arms:
         detected, report = restore_array(restored_from, rate, model)
         scores |= {"detected": delta(detected - added), "found": float(report.clipped)}
     if args.true_masks:
         truth = xt.abs() >= theta
-        true = given
-        if codec != "none":
+        if codec == "none":
+            true = given
+        else:
             truly = Measurement(TrueMaskClipping(gain * theta, truth), True, ("hard-coded",), (1.0,))
             true = restore_measured(restored_from, rate, model, truly) - added
         scores["true masks"] = delta(true)

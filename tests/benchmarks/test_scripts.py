@@ -310,6 +310,15 @@ def test_coded_restore_scores_the_given_arm_alone_with_a_row_per_item(tmp_path, 
     assert rows[("none", "given: e0")] != rows[("none", "given: e1")]  # each item scored on its own
 
 
+def test_coded_restore_scores_the_detected_arm_alone(tmp_path, corpus):
+    out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music",
+              "--codecs", "none", "--levels", 20, "--arms", "detected", cwd=tmp_path)  # fmt: skip
+    rows = {(row[0], row[1]): [number(cell) for cell in row[2:3]] for row in table(out, "codec")}
+    assert list(rows) == [("none", "detected"), ("none", "share found"), ("none", "input SDR")]
+    assert rows[("none", "share found")] == [1.0]  # uncoded, the plateaus are found on every item
+    assert -30 < rows[("none", "detected")][0] < 60
+
+
 def test_coded_restore_true_masks_and_cap(tmp_path, corpus):
     out = run("coded_restore.py", "--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music",
               "--codecs", "none", "mp3", "--true-masks", "--levels", 3, 20, cwd=tmp_path)  # fmt: skip

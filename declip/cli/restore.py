@@ -18,6 +18,7 @@ from declip.data.audio_files import AUDIO_EXTENSIONS, LOSSY_EXTENSIONS, find_inp
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
+from declip.inference.overrides import parse_overrides
 from declip.inference.precision import PRECISIONS
 from declip.inference.restore import SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
@@ -38,7 +39,7 @@ def _output_for(relative: Path, out: str, many: bool) -> Path:
     return Path(out)
 
 
-def _method(method: str, model: str, device: str, precision: str = "auto"):
+def _method(method: str, model: str, device: str, precision: str = "auto", overrides: dict | None = None):
     if method == "aspade":
         from declip.inference.methods import ASPADEMethod
 
@@ -49,7 +50,15 @@ def _method(method: str, model: str, device: str, precision: str = "auto"):
         return SplineMethod()
     from declip.zoo import load_model
 
-    return load_model(model, device=device, precision=precision)
+    loaded = load_model(model, device=device, precision=precision)
+    if not overrides:
+        return loaded
+    from declip.inference.overrides import overridden
+
+    try:
+        return overridden(loaded, overrides)
+    except ConfigError as error:
+        raise ConfigError(f"--override {error}") from None
 
 
 class _Adapted(NamedTuple):
@@ -122,7 +131,19 @@ def run_restore(argv: list[str]) -> int:
         help="first fine-tune the model for N steps on each file itself (self-supervised: re-clipping anchored to "
         "the model's own restoration; on SQAM better on average at every clip level, not on every file)",
     )  # fmt: skip
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="NAME=VALUE",
+        help="change a setting of the model's backbone that needs no training, same weights (repeatable; VALUE as "
+        "YAML), e.g. probe_iterations=0 for unfolded-music-reclip: game music several times faster, solo voices "
+        "about 2 dB worse (docs/guide.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.override and args.method != "model":
+        parser.error("--override changes a trained model's settings; it does not apply to --method aspade or spline")
+    try:
+        overrides = parse_overrides(args.override)
+    except ConfigError as error:
+        parser.error(f"--override {error}")
     if args.adapt and args.method != "model":
         parser.error("--adapt fine-tunes a trained model; it does not apply to --method aspade")
     if args.adapt < 0:
@@ -141,7 +162,7 @@ def run_restore(argv: list[str]) -> int:
         device = resolve_device(args.device)
     except ConfigError as error:
         parser.error(str(error))
-    model = _method(args.method, args.model, device, args.precision)
+    model = _method(args.method, args.model, device, args.precision, overrides)
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
     restored = 0

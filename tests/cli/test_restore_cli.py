@@ -196,3 +196,38 @@ def test_a_new_output_path_without_suffix_is_a_folder(checkpoint, tmp_path):
     assert (tmp_path / "restored" / "song.wav").is_file()
     assert main(["restore", str(src), "-o", str(tmp_path / "one.flac"), "--model", str(checkpoint)]) == 1
     assert not (tmp_path / "one.flac").exists()
+
+
+def test_override_restores_with_a_changed_setting_and_refuses_bad_ones(tmp_path, capsys):
+    import declip
+    from declip.inference.overrides import overridden
+
+    src = clipped_wav(tmp_path / "song.wav", rate=44100, channels=1, seconds=0.5)
+    changed = {"heavy_share": 0.001, "heavy_iterations": 2, "probe_iterations": 0}  # every clipped frame: 2 steps
+    flags = [f"--override={name}={value}" for name, value in changed.items()]
+    model = ["--model", "unfolded-music-reclip"]
+    assert main(["restore", str(src), "-o", str(tmp_path / "shipped.wav"), *model]) == 0
+    assert main(["restore", str(src), "-o", str(tmp_path / "changed.wav"), *model, *flags]) == 0
+    declip.restore(
+        str(src), overridden(declip.load_model("unfolded-music-reclip"), changed), output=tmp_path / "api.wav"
+    )
+    out, shipped, api = (sf.read(tmp_path / f"{n}.wav", dtype="float32")[0] for n in ("changed", "shipped", "api"))
+    assert np.array_equal(out, api) and not np.allclose(out, shipped, atol=1e-3)
+    capsys.readouterr()
+    bad = [
+        (["--override", "nonsense=1"], "--override nonsense: not a setting of declip.models.unfolded.UnfoldedSPADE"),
+        (["--override", "iterations=4"], "the trained weights do not fit"),
+        (["--override", "probe_iterations=-1"], "probe_iterations"),
+    ]
+    for extra, message in bad:
+        assert main(["restore", str(src), "-o", str(tmp_path / "bad.wav"), *model, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    for extra, message in [
+        (["--override", "probe_iterations"], "give NAME=VALUE"),
+        (["--method", "spline", "--override", "probe_iterations=0"], "does not apply to --method"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            main(["restore", str(src), "-o", str(tmp_path / "bad.wav"), *model, *extra])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bad.wav").exists()

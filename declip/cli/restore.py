@@ -18,7 +18,7 @@ from declip.data.audio_files import AUDIO_EXTENSIONS, LOSSY_EXTENSIONS, find_inp
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
-from declip.inference.overrides import parse_overrides
+from declip.inference.overrides import overridden, parse_overrides
 from declip.inference.precision import PRECISIONS
 from declip.inference.restore import SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
@@ -53,8 +53,6 @@ def _method(method: str, model: str, device: str, precision: str = "auto", overr
     loaded = load_model(model, device=device, precision=precision)
     if not overrides:
         return loaded
-    from declip.inference.overrides import overridden
-
     try:
         return overridden(loaded, overrides)
     except ConfigError as error:

@@ -11,7 +11,9 @@ of mean ΔSDR per input SDR, the mean, and the real-time factor (mono audio seco
 config's backbone with its initial weights; ``--method`` is ``spline`` or ``aspade``. ``--override NAME=VALUE``
 (repeatable; VALUE read as YAML) rebuilds each ``--model``'s backbone with that constructor setting changed and
 the same weights, to score settings that need no training (``--override heavy_rho=0.05``); a setting that only sets
-initial weights (which the trained ones replace) is refused.
+initial weights (which the trained ones replace) is refused. ``--choose NAME=VALUE`` (repeatable) adds, for each
+``--model``, a row where re-clipping each segment picks that setting or the model's own for it, as ``declip restore
+--choose`` does per file (:mod:`declip.inference.choice`; the segment is the recording, its time counted).
 """
 
 from __future__ import annotations
@@ -69,10 +71,18 @@ def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
     if overrides and not args.model:
         raise SystemExit("--override changes a --model's settings, and no --model was given: add --model REF")
     label = "".join(f", {k}={v}" for k, v in overrides.items())
+    choices = [parse_overrides([pair]) for pair in args.choose]
     out: list[tuple[str, object]] = []
     for ref in args.model:
         loaded = load_model(ref, precision="fp32")
         out.append((f"{ref}{label}", override(loaded, overrides) if overrides else loaded))
+        if choices:
+            names = [", ".join(f"{k}={v}" for k, v in choice.items()) for choice in choices]
+            alternatives = {
+                name: override(load_model(ref, precision="fp32"), overrides | choice)
+                for name, choice in zip(names, choices)
+            }
+            out.append((f"{ref}{label}, or {' or '.join(names)} as re-clipping chooses", (out[-1][1], alternatives)))
     for config in args.untrained:
         backbone = instantiate(yaml.safe_load(Path(config).read_text())["model"]["backbone"])
         out.append((f"untrained {Path(config).stem}", LoadedModel.from_module_model(Declipper(backbone), 44100, 1)))
@@ -92,6 +102,9 @@ def main() -> None:
     parser.add_argument("--untrained", action="append", default=[], help="a training config: its untrained model")
     parser.add_argument("--method", action="append", default=[], choices=("spline", "aspade"))
     parser.add_argument("--override", action="append", default=[], help="NAME=VALUE: a --model backbone setting")
+    parser.add_argument(
+        "--choose", action="append", default=[], help="NAME=VALUE: a setting re-clipping may pick per segment"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     levels = [float(v) for v in args.levels.split(",")]
@@ -100,11 +113,14 @@ def main() -> None:
     results = {}
     for name, method in methods(args):
         gains: dict[float, list[float]] = {}
-        wall = 0.0
+        wall, chosen = 0.0, {}
         for y, x, high, level in zip(batch["y"], batch["x"], batch["high"], batch["input_sdr"]):
             start = time.perf_counter()
+            model, alternatives = method if isinstance(method, tuple) else (method, None)
             with torch.inference_mode():
-                x_hat, _ = restore_array(y, rate, method, threshold=float(high.flatten()[0]))
+                x_hat, report = restore_array(y, rate, model, float(high.flatten()[0]), alternatives=alternatives)
+            if report.choice is not None:
+                chosen[report.choice.name] = chosen.get(report.choice.name, 0) + 1
             wall += time.perf_counter() - start
             # the segment's measured input SDR is its level only to float precision (20.0000019): group by the nearest
             nearest = min(levels, key=lambda v: abs(v - float(level)))
@@ -115,8 +131,10 @@ def main() -> None:
         row["mean"] = float(np.mean(list(row.values())))
         row["real_time"] = batch["y"].shape[0] * args.seconds / wall
         row["segments"] = {f"{k:g}": len(v) for k, v in sorted(gains.items())}
-        results[name] = row
-        print(f"{name}: mean {row['mean']:.2f} dB, {row['real_time']:.2f}x real time", flush=True)
+        row["per_segment"] = {f"{k:g}": v for k, v in sorted(gains.items())}
+        results[name] = row | ({"chosen": chosen} if chosen else {})
+        counts = "".join(f", {n} chosen for {c}" for n, c in chosen.items())
+        print(f"{name}: mean {row['mean']:.2f} dB, {row['real_time']:.2f}x real time{counts}", flush=True)
     print(f"\nMean ΔSDR (dB), {args.per_level} segment(s) of {args.seconds:g} s per input SDR, {args.split} split")
     print("\n| method | " + " | ".join(f"{v:g} dB" for v in levels) + " | mean | × real time |")
     print("|---" * (len(levels) + 3) + "|")

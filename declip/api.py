@@ -42,6 +42,9 @@ def restore(
     - ``audio`` a file path and ``output`` a path: writes the restored WAV and returns the account
       line (``options``: ``chunk_seconds``, ``batch_size``, ``subtype``, ``normalize``, ``overwrite``,
       ``decode_threads``, ``workers``).
+    - either: ``alternatives``, other settings of the model by name (``{"probe_iterations=0": model2}``, each a
+      loaded model), of which re-clipping ``choice_seconds`` of the recording picks one or ``model`` (``declip
+      restore --choose``; :mod:`declip.inference.choice`).
 
     ``model`` is a loaded model or any reference :func:`declip.load_model` takes (zoo name, Hub repo
     ``ORG/NAME[@REVISION]``, model folder, ``.ckpt``); ``threshold`` ``None`` detects the clip level.

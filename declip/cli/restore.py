@@ -59,6 +59,21 @@ def _method(method: str, model: str, device: str, precision: str = "auto", overr
         raise ConfigError(f"--override {error}") from None
 
 
+def _alternatives(model: str, device: str, precision: str, overrides: dict, choices: list[dict]) -> dict:
+    """The model with each of ``choices`` (on top of ``overrides``), by ``NAME=VALUE``: the settings re-clipping
+    may pick instead of the model's own for each file."""
+    from declip.zoo import load_model
+
+    alternatives = {}
+    for choice in choices:
+        label = ", ".join(f"{name}={value}" for name, value in choice.items())
+        try:
+            alternatives[label] = overridden(load_model(model, device=device, precision=precision), overrides | choice)
+        except ConfigError as error:
+            raise ConfigError(f"--choose {error}") from None
+    return alternatives
+
+
 class _Adapted(NamedTuple):
     """The model to restore a file with, a note for its line, whether Ctrl-C stopped the adaptation, and
     the plateaus found in the file while adapting (restoring it takes them: detected once per file)."""
@@ -135,13 +150,26 @@ def run_restore(argv: list[str]) -> int:
         "YAML), e.g. probe_iterations=0 for unfolded-music-reclip: game music 1.8x to 7x faster as measured, solo "
         "voices about 2 dB worse (docs/guide.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--choose", action="append", default=[], metavar="NAME=VALUE",
+        help="another setting of the model's backbone (repeatable; VALUE as YAML): for each file, re-clipping the 6 s "
+        "that tell the most picks it or the model's own (no clean audio), e.g. probe_iterations=0 for "
+        "unfolded-music-reclip; costs each setting once more on those seconds (docs/guide.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.override and args.method != "model":
-        parser.error("--override changes a trained model's settings; it does not apply to --method aspade or spline")
+    for flag, given in (("--override", args.override), ("--choose", args.choose)):
+        if given and args.method != "model":
+            parser.error(f"{flag} changes a trained model's settings; it does not apply to --method aspade or spline")
+    if args.choose and args.adapt:
+        parser.error("--choose picks among the model's settings as trained; it does not apply with --adapt")
     try:
         overrides = parse_overrides(args.override)
     except ConfigError as error:
         parser.error(f"--override {error}")
+    try:
+        choices = [parse_overrides([pair]) for pair in args.choose]  # one setting each, a name may recur
+    except ConfigError as error:
+        parser.error(f"--choose {error}")
     if args.adapt and args.method != "model":
         parser.error("--adapt fine-tunes a trained model; it does not apply to --method aspade")
     if args.adapt < 0:
@@ -161,6 +189,7 @@ def run_restore(argv: list[str]) -> int:
     except ConfigError as error:
         parser.error(str(error))
     model = _method(args.method, args.model, device, args.precision, overrides)
+    alternatives = _alternatives(args.model, device, args.precision, overrides, choices) if choices else None
     files, failures = _inputs(args.inputs)
     many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
     restored = 0
@@ -193,7 +222,7 @@ def run_restore(argv: list[str]) -> int:
                         chunk_seconds=args.chunk_seconds, batch_size=args.batch_size, subtype=args.subtype,
                         normalize=args.normalize, overwrite=args.overwrite,
                         progress=lambda done, total, task=task: bar.update(task, completed=done, total=total),
-                        level=adapted.level,
+                        level=adapted.level, alternatives=alternatives,
                     )  # fmt: skip
                     written = True
                     bar.console.print(f"{file} -> {target}: {account}", soft_wrap=True, highlight=False)

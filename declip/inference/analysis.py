@@ -136,7 +136,8 @@ def analyze_file(path: str | Path, sensitivity: float = 1.0) -> tuple[FileAnalys
 def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measurement, start: int = 0) -> Tensor:
     """``audio`` ``(channels, frames)``, its first sample at ``start`` in the measured file, restored under
     ``measurement``; reliable samples kept bit-exact."""
-    from declip.inference.restore import _estimate, default_windows
+    from declip.inference.estimate import network_estimate
+    from declip.inference.restore import default_windows
 
     if measurement.clipped is False:
         return audio.clone()
@@ -145,7 +146,7 @@ def restore_measured(audio: Tensor, sample_rate: int, model, measurement: Measur
     view = measurement.level_view(audio, start)
     masks = physics.masks(view)
     network_input = measurement.input_for_network(view, masks)
-    estimate = _estimate(network_input, sample_rate, model, physics, chunk_seconds, batch_size)
+    estimate = network_estimate(network_input, sample_rate, model, physics, chunk_seconds, batch_size)
     return measurement.finish(physics.project(estimate, view, masks), audio, masks, start)
 
 

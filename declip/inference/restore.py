@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 from torch import Tensor
 
 from declip.data.ffmpeg import only_ffmpeg_reads
 from declip.detection.measurement import Measurement, measure
 from declip.detection.plateaus import ClipLevel, detect_clip_level_blocks
 from declip.errors import ConfigError
+from declip.inference.choice import SECONDS as CHOICE_SECONDS
+from declip.inference.choice import Choice, choose_in
+from declip.inference.estimate import network_estimate
 from declip.inference.methods import RestoreMethod
 from declip.inference.prefetch import ordered_map, prefetched
 from declip.inference.reading import DECODE_THREADS, SharedReader, decode_to_float_wav, read_blocks
@@ -28,7 +30,7 @@ from declip.physics import ClipMasks, Clipping
 SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
 # network windows (seconds, windows per call) by device: the fastest measured (docs/benchmarks.md)
 WINDOWS = {"cpu": (2.0, 16), "cuda": (10.0, 64)}
-CONTEXT_SHARE = 4  # a window's core is at least this many times the context it adds on each side
+AS_LOADED = "the model's setting"  # the candidate kept when re-clipping finds no alternative better
 
 
 def default_windows(device: torch.device | str) -> tuple[float, int]:
@@ -46,41 +48,7 @@ class RestoreReport:
     peak_out: float
     kind: str = "hard"  # see declip.detection.coded.KINDS; "given" for a level given by hand
     confidence: float = 1.0
-
-
-def _estimate(
-    y: Tensor,
-    rate: int,
-    model: RestoreMethod,
-    physics: Clipping,
-    chunk_seconds: float,
-    batch_size: int,
-    progress: Callable[[int, int], None] | None = None,
-    span: tuple[int, int] | None = None,
-) -> Tensor:
-    """The method's estimate of ``y`` ``(channels, time)`` at ``rate``, before the projection; with
-    ``span`` only there (the rest is context)."""
-    length = y.shape[1]
-    model_rate = model.sample_rate or rate  # None: the method works at any rate
-    if span is not None and rate != model_rate:  # on the model's grid, with room for the resampling filter
-        span = (max(span[0] * model_rate // rate - 256, 0), -(-span[1] * model_rate // rate) + 256)
-    if rate != model_rate:  # clamp again: resampling ripples the plateaus
-        y = physics(AF.resample(y, rate, model_rate))
-    if model.channels == 1:  # a mono model restores each channel on its own
-        items, high, low = y[:, None], physics.high[:, None], physics.low[:, None]
-    elif model.channels == y.shape[0]:
-        items, high, low = y[None], physics.high[None], physics.low[None]
-    else:
-        raise ConfigError(f"the model restores {model.channels} channels; this audio has {y.shape[0]}")
-    wanted = max(int(chunk_seconds * model_rate), model.hop)
-    # a core at least CONTEXT_SHARE times the context on each side, or windows would be mostly context; as many
-    # samples per call as asked
-    chunk = max(wanted, CONTEXT_SHARE * getattr(model, "context", 0))
-    batch_size = max(1, batch_size * wanted // chunk)
-    estimate = model.estimate(items, Clipping(high, low), chunk, batch_size, progress, span).reshape(y.shape)
-    if rate != model_rate:
-        estimate = AF.resample(estimate, model_rate, rate)[:, :length]
-    return estimate.to(y.device)
+    choice: Choice | None = None  # the setting re-clipping chose, when there were alternatives
 
 
 def restore_array(
@@ -91,13 +59,17 @@ def restore_array(
     chunk_seconds: float | None = None,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    alternatives: dict[str, RestoreMethod] | None = None,
+    choice_seconds: float = CHOICE_SECONDS,
 ) -> tuple[Tensor, RestoreReport]:
     """Restore ``audio`` ``(channels, frames)`` at ``sample_rate``; returns the restored audio (same
     shape and rate) and a report. The clip level is detected per channel and polarity unless
     ``threshold`` is given (symmetric). Unclipped audio comes back unchanged. Reliable samples are
     kept bit-exact; clipped ones end at or beyond the level with the sign of the input. Network
     windows with cores of ``chunk_seconds`` run ``batch_size`` at a time (default: :func:`default_windows`); a
-    model whose context is wide gets cores of :data:`CONTEXT_SHARE` times it, fewer at a time."""
+    model whose context is wide gets cores of :data:`~declip.inference.estimate.CONTEXT_SHARE` times it, fewer at a
+    time. ``alternatives``: other settings of the model, by name; re-clipping the ``choice_seconds`` that tell the most
+    picks one of them or ``model`` for the whole recording (:mod:`declip.inference.choice`; the report says which)."""
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     audio = audio.float()
     if audio.shape[-1] == 0:
@@ -114,12 +86,19 @@ def restore_array(
     if not clipped:
         levels = physics.high[:, 0].tolist(), physics.low[:, 0].tolist()
         return audio.clone(), RestoreReport(False, *levels, 0.0, peak_in, peak_in, *kind)
+    choice = None
+    if alternatives:
+        candidates = {AS_LOADED: model, **alternatives}
+        windows = chunk_seconds, batch_size
+        choice = choose_in(lambda s, n: audio[:, s : s + n], audio.shape[-1], sample_rate, audio.shape[-1],
+                           candidates, measurement, windows, choice_seconds)  # fmt: skip
+        model = candidates[choice.name]
     y = measurement.input_for_network(view, masks)
-    estimate = _estimate(y, sample_rate, model, physics, chunk_seconds, batch_size, progress)
+    estimate = network_estimate(y, sample_rate, model, physics, chunk_seconds, batch_size, progress)
     restored = measurement.finish(physics.project(estimate, view, masks), audio, masks)
     report = RestoreReport(
         True, physics.high[:, 0].tolist(), physics.low[:, 0].tolist(),
-        float(masks.clipped.float().mean()), peak_in, float(restored.abs().max()), *kind,
+        float(masks.clipped.float().mean()), peak_in, float(restored.abs().max()), *kind, choice,
     )  # fmt: skip
     return restored, report
 
@@ -204,6 +183,8 @@ def restore_file(
     workers: int | None = None,
     level: ClipLevel | None = None,
     measurement: Measurement | None = None,
+    alternatives: dict[str, RestoreMethod] | None = None,
+    choice_seconds: float = CHOICE_SECONDS,
 ) -> str:
     """Restore the audio file ``file`` into the WAV file ``target``; returns a one-line account.
 
@@ -219,8 +200,9 @@ def restore_file(
     plateaus :func:`~declip.detection.plateaus.detect_clip_level_blocks` found in ``file``, when the
     caller has them already (``declip restore --adapt``): not detected again; ``threshold`` takes
     precedence. ``measurement``: the whole measurement, when the caller found it in this file (the web page's
-    summary): neither detected nor estimated again; it takes precedence over both. Raises ``ConfigError`` on
-    bad input."""
+    summary): neither detected nor estimated again; it takes precedence over both. ``alternatives`` and
+    ``choice_seconds``: as in :func:`restore_array` (the file is scanned once more for the seconds that tell the most).
+    Raises ``ConfigError`` on bad input."""
     file, target = Path(file), Path(target)
     chunk_seconds, batch_size = _windows(model, chunk_seconds, batch_size)
     _check_target(file, target, subtype, overwrite)
@@ -241,6 +223,10 @@ def restore_file(
         source = _Source(readable, info, decoded, block, decode_threads, device)
         measurement, path = _measure(source, channels, threshold, level, measurement)
         frames = info.frames if path == readable else sf.info(path).frames  # a decoder's count can be an estimate
+        chosen = ""
+        if alternatives and measurement.clipped is not False:
+            model, chosen = _chosen(path, frames, rate, block, device, model, alternatives, measurement,
+                                    (chunk_seconds, batch_size), choice_seconds)  # fmt: skip
         reach = (model.context + model.hop) * rate / model_rate + 64 + measurement.physics.context  # learned masks' too
         margin = math.ceil(reach / align) * align
         restorer = _BlockRestorer(
@@ -260,7 +246,19 @@ def restore_file(
     levels = ", ".join(f"+{h:.4f}/{lo:.4f}" for h, lo in zip(physics.high[:, 0].tolist(), physics.low[:, 0].tolist()))
     share = 100 * tally.clipped / (frames * channels)
     account = f"{note}{scaled}clip levels {levels}, {share:.2f} % clipped, peak {tally.peak_in:.3f} -> {peak:.3f}"
-    return f"{measurement.describe()}; {account}"
+    return f"{measurement.describe()}; {chosen}{account}"
+
+
+def _chosen(
+    path: Path, frames: int, rate: int, block: int, device: torch.device, model: RestoreMethod,
+    alternatives: dict[str, RestoreMethod], measurement: Measurement, windows: tuple[float, int], seconds: float,
+) -> tuple[RestoreMethod, str]:  # fmt: skip
+    """The candidate re-clipping picks for the file at ``path``, and a note of the choice for its line."""
+    candidates = {AS_LOADED: model, **alternatives}
+    with SharedReader(path) as reader:
+        choice = choose_in(lambda start, count: _to_device(reader.read(start, count), device), frames, rate, block,
+                           candidates, measurement, windows, seconds)  # fmt: skip
+    return candidates[choice.name], f"{choice.describe()}; "
 
 
 def _check_target(file: Path, target: Path, subtype: str, overwrite: bool) -> None:
@@ -422,7 +420,7 @@ class _BlockRestorer:
         restored = y
         if count and self.measurement.clipped is not False:
             network_input = self.measurement.input_for_network(view, window_masks)
-            estimate = _estimate(
+            estimate = network_estimate(
                 network_input, self.rate, self.model, self.physics, self.chunk_seconds, self.batch_size,
                 span=(start - first, stop - first),
             )  # fmt: skip

@@ -231,3 +231,38 @@ def test_override_restores_with_a_changed_setting_and_refuses_bad_ones(tmp_path,
             main(["restore", str(src), "-o", str(tmp_path / "bad.wav"), *model, *extra])
         assert stop.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "bad.wav").exists()
+
+
+def test_choose_restores_with_the_setting_re_clipping_picks_and_refuses_bad_ones(tmp_path, capsys):
+    import declip
+    from declip.inference.overrides import overridden
+
+    src = clipped_wav(tmp_path / "song.wav", rate=44100, channels=1, seconds=0.5)
+    model = ["--model", "unfolded-music-reclip"]
+    assert main(["restore", str(src), "-o", str(tmp_path / "cli.wav"), *model, "--choose", "probe_iterations=0"]) == 0
+    line = capsys.readouterr().out
+    alternative = overridden(declip.load_model("unfolded-music-reclip"), {"probe_iterations": 0})
+    account = declip.restore(
+        str(src), "unfolded-music-reclip", output=tmp_path / "api.wav", alternatives={"probe_iterations=0": alternative}
+    )
+    chosen = account.split("; ")[1]
+    assert " by re-clipping 0.5 s at 0.0 s " in chosen and chosen in line
+    cli, api = (sf.read(tmp_path / f"{n}.wav", dtype="float32")[0] for n in ("cli", "api"))
+    assert np.array_equal(cli, api)
+    bad = [
+        (["--choose", "nonsense=1"], "--choose nonsense: not a setting of declip.models.unfolded.UnfoldedSPADE"),
+        (["--choose", "iterations=4"], "the trained weights do not fit"),
+    ]
+    for extra, message in bad:
+        assert main(["restore", str(src), "-o", str(tmp_path / "bad.wav"), *model, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    for extra, message in [
+        (["--choose", "probe_iterations"], "--choose 'probe_iterations': give NAME=VALUE"),
+        (["--method", "spline", "--choose", "probe_iterations=0"], "--choose changes a trained model's settings"),
+        (["--adapt", "5", "--choose", "probe_iterations=0"], "it does not apply with --adapt"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            main(["restore", str(src), "-o", str(tmp_path / "bad.wav"), *model, *extra])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bad.wav").exists()

@@ -9,7 +9,8 @@ import torch
 from declip.data.codecs import code
 from declip.detection.plateaus import detect_clip_level
 from declip.inference.analysis import analyze_array, measure_array
-from declip.inference.restore import _estimate, default_windows, restore_array, restore_file
+from declip.inference.estimate import network_estimate
+from declip.inference.restore import default_windows, restore_array, restore_file
 from declip.physics import Clipping
 from declip.zoo import load_model
 from tests.detection.signals import RATE, clipped_at, rich_music, sine_gain, tensor
@@ -44,7 +45,7 @@ def test_uncoded_hard_clipping_takes_the_plateau_path_unchanged(signal):
     restored, report = restore_array(y, RATE, model)
     level = detect_clip_level(y)  # the path restore took before coded detection existed, step by step
     physics = Clipping(level.high, level.low)
-    before = physics.project(_estimate(y, RATE, model, physics, *default_windows("cpu")), y)
+    before = physics.project(network_estimate(y, RATE, model, physics, *default_windows("cpu")), y)
     assert report.kind == "hard" and report.confidence == 1.0
     assert torch.equal(restored, before)
 

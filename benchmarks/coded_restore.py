@@ -39,7 +39,9 @@ item a change moves.
 
 ``--override NAME=VALUE`` (repeatable; VALUE read as YAML) rebuilds the model's backbone with that constructor setting
 changed and the same weights (:func:`~declip.inference.overrides.overridden`; ``--override heavy_share=null``), as
-``heldout_eval.py`` does.
+``heldout_eval.py`` does. ``--choose NAME=VALUE`` (repeatable) lets re-clipping pick, per signal, that setting or the
+model's own in the detected arm, as ``declip restore --choose`` does (:mod:`declip.inference.choice`); a row counts
+how often it picked another.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from declip.detection.measurement import Measurement
 from declip.errors import ConfigError
 from declip.inference.analysis import restore_measured
 from declip.inference.overrides import overridden, parse_overrides
-from declip.inference.restore import restore_array
+from declip.inference.restore import AS_LOADED, restore_array
 from declip.metrics import DEFAULT_LEVELS, delta_sdr
 from declip.physics import ClipMasks, Clipping, sdr, threshold_for_sdr
 from declip.zoo import load_model
@@ -162,8 +164,10 @@ def score(model, x: np.ndarray, rate: int, level: float, codec: str, gain: float
             given = restore_measured(restored_from, rate, model, measurement) - added
         scores["given"] = delta(given)
     if "detected" in args.arms:
-        detected, report = restore_array(restored_from, rate, model)
+        detected, report = restore_array(restored_from, rate, model, alternatives=args.alternatives)
         scores |= {"detected": delta(detected - added), "found": float(report.clipped)}
+        if args.alternatives:
+            scores["chose another"] = float(report.choice is not None and report.choice.name != AS_LOADED)
     if args.true_masks:
         truth = xt.abs() >= theta
         if codec == "none":
@@ -200,7 +204,12 @@ def main() -> None:
     parser.add_argument("--oracle-baseline", action="store_true", help="see above; needs --highpass")
     parser.add_argument("--estimated-baseline", type=int, default=0, metavar="WINDOW", help="see above (samples)")
     parser.add_argument("--override", action="append", default=[], help="NAME=VALUE: a --model backbone setting")
+    parser.add_argument(
+        "--choose", action="append", default=[], help="NAME=VALUE: a setting re-clipping may pick (detected arm)"
+    )
     args = parser.parse_args()
+    if args.choose and "detected" not in args.arms:
+        parser.error("--choose acts in the detected arm (as declip restore --choose): add --arms detected")
     if args.oracle_baseline and args.estimated_baseline:
         parser.error("--oracle-baseline and --estimated-baseline each set the model's input: give one")
     if args.oracle_baseline and args.highpass <= 0:
@@ -213,11 +222,22 @@ def main() -> None:
         model = overridden(model, overrides) if overrides else model
     except ConfigError as error:
         parser.error(f"--override {error}")
+    try:
+        choices = [parse_overrides([pair]) for pair in args.choose]
+        args.alternatives = {
+            ", ".join(f"{k}={v}" for k, v in choice.items()): overridden(
+                load_model(args.model, precision="fp32"), overrides | choice
+            )
+            for choice in choices
+        } or None
+    except ConfigError as error:
+        parser.error(f"--choose {error}")
     args.net = load_mask_net(args.masks) if args.masks else None
     gains = {codec: codec_gain(codec) for codec in args.codecs}
     masks = f"band δ {args.band}" if args.mask == "band" else f"learned masks ({args.masks or 'shipped'})"
     scored = f", scored above {args.highpass:g} Hz" if args.highpass > 0 else ""
     label = "".join(f", {k}={v}" for k, v in overrides.items())  # as heldout_eval.py labels its rows
+    label += f", or {' or '.join(args.alternatives)} as re-clipping chooses (detected arm)" if args.alternatives else ""
     print(f"model {args.model}{label}, given arm: {masks}, encoder gains {gains}{scored}")
     start = time.time()
     for name, items in signals(args).items():
@@ -230,6 +250,7 @@ def main() -> None:
             arms = (*args.arms, *(("true masks", "cap") if args.true_masks else ()))
             arms = arms[:-1] if codec == "none" and args.true_masks else arms  # uncoded, the cap is the signal itself
             found = ("found",) if "detected" in args.arms else ()
+            found += ("chose another",) if args.alternatives else ()
             per_level = [[score(model, x, rate, level, codec, gains[codec], args) for _, x, rate in items]
                          for level in args.levels]  # fmt: skip
             rows = {key: [float(np.mean([s[key] for s in scores])) for scores in per_level]
@@ -237,8 +258,9 @@ def main() -> None:
             for arm in arms:
                 cells = " | ".join(f"{v:.2f}" for v in rows[arm])
                 print(f"| {codec} | {arm} | {cells} | {np.mean(rows[arm]):.2f} |")
-            if found:
-                print(f"| {codec} | share found | " + " | ".join(f"{v:.2f}" for v in rows["found"]) + " | |")
+            for key in found:
+                share = "share found" if key == "found" else "share choosing another setting"
+                print(f"| {codec} | {share} | " + " | ".join(f"{v:.2f}" for v in rows[key]) + " | |")
             print(f"| {codec} | input SDR | " + " | ".join(f"{v:.2f}" for v in rows["input"]) + " | |", flush=True)
             for index, (item, _, _) in enumerate(items if args.per_item else ()):
                 for arm in arms:

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,10 @@ def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
     if overrides and not args.model:
         raise SystemExit("--override changes a --model's settings, and no --model was given: add --model REF")
     label = "".join(f", {k}={v}" for k, v in overrides.items())
-    choices = [parse_overrides([pair]) for pair in args.choose]
+    try:
+        choices = [parse_overrides([pair]) for pair in args.choose]
+    except ConfigError as error:
+        raise SystemExit(f"--choose {error}") from None
     out: list[tuple[str, object]] = []
     for ref in args.model:
         loaded = load_model(ref, precision="fp32")
@@ -113,26 +117,28 @@ def main() -> None:
     results = {}
     for name, method in methods(args):
         gains: dict[float, list[float]] = {}
-        wall, chosen = 0.0, {}
+        wall, picks = 0.0, {}
         for y, x, high, level in zip(batch["y"], batch["x"], batch["high"], batch["input_sdr"]):
             start = time.perf_counter()
             model, alternatives = method if isinstance(method, tuple) else (method, None)
             with torch.inference_mode():
                 x_hat, report = restore_array(y, rate, model, float(high.flatten()[0]), alternatives=alternatives)
-            if report.choice is not None:
-                chosen[report.choice.name] = chosen.get(report.choice.name, 0) + 1
             wall += time.perf_counter() - start
             # the segment's measured input SDR is its level only to float precision (20.0000019): group by the nearest
             nearest = min(levels, key=lambda v: abs(v - float(level)))
             if not abs(nearest - float(level)) < 0.01:
                 raise SystemExit(f"a segment measured {float(level):g} dB input SDR, none of --levels {args.levels}")
             gains.setdefault(nearest, []).append(float(delta_sdr(x[None], x_hat[None], y[None])))
+            if report.choice is not None:
+                picks.setdefault(nearest, []).append(report.choice.name)
         row = {f"{k:g}": float(np.mean(v)) for k, v in sorted(gains.items())}
         row["mean"] = float(np.mean(list(row.values())))
         row["real_time"] = batch["y"].shape[0] * args.seconds / wall
         row["segments"] = {f"{k:g}": len(v) for k, v in sorted(gains.items())}
         row["per_segment"] = {f"{k:g}": v for k, v in sorted(gains.items())}
-        results[name] = row | ({"chosen": chosen} if chosen else {})
+        chosen = Counter(name for names in picks.values() for name in names)
+        picked = {"chosen": dict(chosen), "picks": {f"{k:g}": v for k, v in sorted(picks.items())}} if chosen else {}
+        results[name] = row | picked
         counts = "".join(f", {n} chosen for {c}" for n, c in chosen.items())
         print(f"{name}: mean {row['mean']:.2f} dB, {row['real_time']:.2f}x real time{counts}", flush=True)
     print(f"\nMean ΔSDR (dB), {args.per_level} segment(s) of {args.seconds:g} s per input SDR, {args.split} split")

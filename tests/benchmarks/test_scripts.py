@@ -346,6 +346,21 @@ def test_coded_restore_override_changes_the_model_setting_and_refuses_unknown_on
     assert refused.returncode == 2 and "--override heavy_ro: not a setting of" in refused.stderr
 
 
+def test_coded_restore_choose_lets_re_clipping_pick_in_the_detected_arm(tmp_path, corpus):
+    args = ("--music", corpus, "--tracks", 1, "--seconds", 1, "--sets", "music", "--codecs", "none", "--levels", 20,
+            "--model", "unfolded-music-reclip")  # fmt: skip
+    out = run("coded_restore.py", *args, "--arms", "detected", "--choose", "probe_iterations=0", cwd=tmp_path)
+    assert "probe_iterations=0 as re-clipping chooses (detected arm)" in out
+    rows = {(row[0], row[1]): number(row[2]) for row in table(out, "codec")}
+    arms = ("detected", "share found", "share choosing another setting", "input SDR")
+    assert list(rows) == [("none", arm) for arm in arms]
+    assert rows[("none", "share choosing another setting")] in (0.0, 1.0) and -30 < rows[("none", "detected")] < 60
+    command = [sys.executable, str(BENCHMARKS / "coded_restore.py"), *map(str, args), "--arms", "given", "--choose",
+               "probe_iterations=0"]  # fmt: skip
+    refused = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--choose acts in the detected arm" in refused.stderr
+
+
 def test_coded_restore_takes_another_mask_network_for_the_given_arm(tmp_path, corpus):
     import torch
     from safetensors.torch import save_file
@@ -453,6 +468,29 @@ def test_heldout_eval(tmp_path, corpus):
         assert len(values) == 4 and all(-30 < v < 60 for v in values[:3]) and values[3] > 0
         assert scores[name]["mean"] == pytest.approx(values[2], abs=0.006)
         assert scores[name]["segments"] == {"1": 2, "20": 2}  # each level's score is the mean of its 2 segments
+
+
+def test_heldout_eval_choose_adds_a_row_restored_with_the_setting_re_clipping_picked(tmp_path, corpus):
+    from declip.inference.restore import AS_LOADED
+
+    out = run("heldout_eval.py", "--root", corpus, "--per-level", 1, "--seconds", 0.5, "--levels", "15,20",
+              "--model", "unfolded-music-reclip", "--override", "probe_iterations=0", "--choose", "eps=0.5",
+              "--choose", "eps=0.01",
+              "--json", tmp_path / "scores.json", cwd=tmp_path)  # fmt: skip
+    own = "unfolded-music-reclip, probe_iterations=0"  # the probe off: the learned iterations alone, quick
+    chooses = f"{own}, or eps=0.5 or eps=0.01 as re-clipping chooses"
+    assert [row[0] for row in table(out, "method")] == [own, chooses]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    loaded, chosen = scores[own], scores[chooses]
+    names = {AS_LOADED, "eps=0.5", "eps=0.01"}
+    assert sum(chosen["chosen"].values()) == 2 and set(chosen["chosen"]) <= names
+    for level in ("15", "20"):  # where the model's own setting was kept, the segment restores as the model alone
+        segments = zip(chosen["picks"][level], loaded["per_segment"][level], chosen["per_segment"][level])
+        assert all(name != AS_LOADED or own == picked for name, own, picked in segments)
+    refused = subprocess.run([sys.executable, str(BENCHMARKS / "heldout_eval.py"), "--root", corpus, "--model",
+                              "unfolded-music-reclip", "--choose", "probe_iterations"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert refused.returncode == 1 and "--choose 'probe_iterations': give NAME=VALUE" in refused.stderr
 
 
 def test_heldout_eval_override_rebuilds_the_backbone_with_the_same_weights():

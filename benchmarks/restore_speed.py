@@ -3,7 +3,7 @@
     python benchmarks/restore_speed.py [--model REF] [--method model|aspade] [--minutes 1 10 60] \
         [--source FILE] [--input-sdr 5] [--device cpu|cuda] [--precision auto|fp32|bf16] \
         [--chunk-seconds S] [--batch-size B] [--format flac|wav|mp3] [--decode-threads N] [--workers N] \
-        [--repeat N] [--network]
+        [--repeat N] [--network] [--override NAME=VALUE] [--choose NAME=VALUE]
 
 The audio is a real recording (``--source``: once, or looped and cut to each of ``--minutes``) or
 tones (1 minute unless ``--minutes``), clipped at ``--input-sdr`` dB and written to a temporary FLAC
@@ -11,7 +11,9 @@ tones (1 minute unless ``--minutes``), clipped at ``--input-sdr`` dB and written
 fresh process, whose peak RSS is the restore's alone (``--repeat N``: N times in that process, a row
 each; the later rows are a warm process's). The input is read ``--decode-threads`` blocks at a time
 and ``--workers`` blocks are restored side by side (default for both: the restore's own).
-``--model`` takes any reference ``declip restore`` takes (default: the zoo's default model).
+``--model`` takes any reference ``declip restore`` takes (default: the zoo's default model); ``--override`` and
+``--choose`` (repeatable) are ``declip restore``'s: a backbone setting changed, and another that re-clipping may pick
+for the file (its choice is printed under the row, its cost counted in the wall time).
 
 ``--network`` times the network alone instead: batches of ``--batch-size`` windows of
 ``--chunk-seconds`` (plus the model's context) through the model, as the restore runs them, with no
@@ -67,22 +69,29 @@ def one_run(args: argparse.Namespace) -> dict:
     """Restore ``args.one`` ``args.repeat`` times in this (fresh) process; its peak memory is the
     restores' alone. ``seconds``: the time of each restore."""
     import declip
-    from declip.cli.restore import _method
+    from declip.cli.restore import _alternatives, _method
+    from declip.inference.overrides import parse_overrides
 
-    loaded = _method(args.method, args.model, args.device, args.precision)
+    overrides = parse_overrides(args.override)
+    loaded = _method(args.method, args.model, args.device, args.precision, overrides)
     options = {"chunk_seconds": args.chunk_seconds or None, "batch_size": args.batch_size or None}  # None: the device's
+    if args.choose:
+        choices = [parse_overrides([pair]) for pair in args.choose]
+        options["alternatives"] = _alternatives(args.model, args.device, args.precision, overrides, choices)
     if args.decode_threads:
         options["decode_threads"] = args.decode_threads
     if args.workers:
         options["workers"] = args.workers
-    seconds = []
+    seconds, choices = [], []
     for _ in range(args.repeat):
         start = time.perf_counter()
         output = args.one.with_name(args.one.stem + ".out.wav")
-        declip.restore(args.one, loaded, output=output, overwrite=True, **options)
+        account = declip.restore(args.one, loaded, output=output, overwrite=True, **options)
         seconds.append(time.perf_counter() - start)
+        choices += [part for part in account.split("; ") if " by re-clipping " in part]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_mb": peak_mb, "precision": getattr(loaded, "precision", "fp32")}
+    precision = getattr(loaded, "precision", "fp32")
+    return {"seconds": seconds, "peak_mb": peak_mb, "precision": precision, "choices": choices}
 
 
 def network_only(args: argparse.Namespace, repeats: int = 20) -> None:
@@ -145,6 +154,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="blocks restored side by side (0: the default)")
     parser.add_argument("--repeat", type=int, default=1, help="restores of each input in one process (a row each)")
     parser.add_argument("--network", action="store_true", help="time the network alone (no files)")
+    parser.add_argument("--override", action="append", default=[], help="NAME=VALUE: as declip restore --override")
+    parser.add_argument("--choose", action="append", default=[], help="NAME=VALUE: as declip restore --choose")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.network:
@@ -166,6 +177,7 @@ def main() -> None:
             command += ["--chunk-seconds", str(args.chunk_seconds), "--batch-size", str(args.batch_size)]
             command += ["--decode-threads", str(args.decode_threads), "--workers", str(args.workers)]
             command += ["--repeat", str(args.repeat)]
+            command += [f"--override={pair}" for pair in args.override] + [f"--choose={pair}" for pair in args.choose]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.splitlines()[-1])
             for run, wall in enumerate(r["seconds"], 1):
@@ -174,6 +186,8 @@ def main() -> None:
                     f"| {seconds / 60:.1f} | {run} | {r['precision']} | {wall:.2f} | {rtf:.1f}x | {peak:.0f} |",
                     flush=True,
                 )
+            for choice in dict.fromkeys(r["choices"]):
+                print(f"({choice})")
 
 
 if __name__ == "__main__":

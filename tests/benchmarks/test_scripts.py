@@ -180,6 +180,10 @@ def test_restore_speed(tmp_path):
     assert number(row[4]) == pytest.approx(4 / number(row[3]), rel=0.05)
     out = run("restore_speed.py", "--source", source, "--minutes", 0.1, 0.05, cwd=tmp_path)  # looped, then cut
     assert [number(r[4]) * number(r[3]) for r in table(out, "audio (min)")] == pytest.approx([6, 3], rel=0.05)
+    unfolded = ("--model", "unfolded-music-reclip", "--override", "probe_iterations=0", "--choose", "eps=0.5")
+    out = run("restore_speed.py", "--source", source, "--minutes", 0.02, "--input-sdr", 20, *unfolded, cwd=tmp_path)
+    assert len(table(out, "audio (min)")) == 1
+    assert re.search(r"^\((kept the model's setting|chose eps=0.5) by re-clipping 1.2 s at 0.0 s ", out, re.M), out
     out = run("restore_speed.py", "--network", "--chunk-seconds", 0.5, "--batch-size", 2, cwd=tmp_path)
     found = re.search(r"network only: 2 windows of 0.5 s .* ([\d.]+) ms per batch, (\d+)x real time", out)
     assert found, out

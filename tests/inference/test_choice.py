@@ -1,6 +1,8 @@
 """Re-clipping's choice among a model's settings: which seconds it asks, which candidate it keeps, and that the
 array and file paths choose alike and restore with the chosen setting."""
 
+import time
+
 import numpy as np
 import soundfile as sf
 import torch
@@ -17,14 +19,26 @@ RATE = 16000
 
 
 class Overshoot(torch.nn.Module):
-    """A poor declipper: every clipped sample pushed to twice the level."""
+    """A poor declipper: every clipped sample pushed to ``1 + push`` times the level."""
+
+    def __init__(self, push: float = 1.0) -> None:
+        super().__init__()
+        self.push = push
 
     def forward(self, y, physics):
-        return y + physics.masks(y).signed * physics.scale
+        return y + physics.masks(y).signed * physics.scale * self.push
 
 
-def poor() -> LoadedModel:
-    return LoadedModel(Overshoot(), sample_rate=RATE, channels=1, hop=1, context=0)
+def poor(push: float = 1.0) -> LoadedModel:
+    return LoadedModel(Overshoot(push), sample_rate=RATE, channels=1, hop=1, context=0)
+
+
+class SlowSpline(SplineMethod):
+    """The spline, a quarter second slower."""
+
+    def estimate(self, *args, **kwargs):
+        time.sleep(0.25)
+        return super().estimate(*args, **kwargs)
 
 
 def loud_fourth_second(level: float = 0.3) -> torch.Tensor:
@@ -61,8 +75,10 @@ def test_choose_keeps_the_candidate_that_restores_the_second_clipping_best():
         assert choice.name == "spline" and set(choice.errors) == {"spline", "poor"}
         assert choice.errors["spline"] < choice.errors["poor"] and choice.hidden == int(hidden(y, Clipping(0.3)).sum())
         assert "by re-clipping 2.0 s at 0.0 s" in choice.describe()
-    tie = choose(y, RATE, {"first": SplineMethod(), "second": SplineMethod()}, measurement, windows)
-    assert tie.name == "first" and tie.errors["first"] == tie.errors["second"]
+    for candidates in ({"slow": SlowSpline(), "fast": SplineMethod()}, {"fast": SplineMethod(), "slow": SlowSpline()}):
+        tie = choose(y, RATE, candidates, measurement, windows)  # the same error: the faster
+        assert tie.name == "fast" and tie.errors["fast"] == tie.errors["slow"] and tie.seconds["slow"] >= 0.25
+        assert "a tie, the faster taken" in tie.describe()
     quiet = choose(0.1 * y, RATE, {"first": poor(), "second": SplineMethod()}, measurement, windows)
     assert quiet.name == "first" and quiet.hidden == 0 and "hid no sample" in quiet.describe()
 
@@ -74,7 +90,7 @@ def test_the_array_and_the_file_choose_the_same_seconds_and_restore_with_the_cho
     choice = report.choice
     assert choice.name == "spline" and choice.start == 3 * RATE and choice.frames == RATE  # the loud second
     assert torch.equal(restored, restore_array(y, RATE, SplineMethod())[0])
-    kept, kept_report = restore_array(y, RATE, poor(), alternatives={"poorer": poor()}, choice_seconds=1)
+    kept, kept_report = restore_array(y, RATE, poor(), alternatives={"poorer": poor(2.0)}, choice_seconds=1)
     assert kept_report.choice.name == AS_LOADED and torch.equal(kept, restore_array(y, RATE, poor())[0])
     src = tmp_path / "take.wav"
     sf.write(src, y.T.numpy(), RATE, subtype="FLOAT")

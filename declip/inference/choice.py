@@ -53,7 +53,7 @@ class Choice:
         base = self.errors[first]
         relative = ", ".join(f"{n} {e / base:.3f}" if base > 0 else f"{n} {e:.3g}" for n, e in self.errors.items())
         least = min(self.errors.values())
-        tie = "; a tie, the faster taken" if sum(e <= least * (1 + TIE) for e in self.errors.values()) > 1 else ""
+        tie = ", a tie: the faster taken" if sum(e <= least * (1 + TIE) for e in self.errors.values()) > 1 else ""
         return f"{verb} {self.name} by re-clipping {where} (error relative to {first}'s: {relative}{tie})"
 
 

@@ -78,7 +78,7 @@ def test_choose_keeps_the_candidate_that_restores_the_second_clipping_best():
     for candidates in ({"slow": SlowSpline(), "fast": SplineMethod()}, {"fast": SplineMethod(), "slow": SlowSpline()}):
         tie = choose(y, RATE, candidates, measurement, windows)  # the same error: the faster
         assert tie.name == "fast" and tie.errors["fast"] == tie.errors["slow"] and tie.seconds["slow"] >= 0.25
-        assert "a tie, the faster taken" in tie.describe()
+        assert "a tie: the faster taken" in tie.describe()
     quiet = choose(0.1 * y, RATE, {"first": poor(), "second": SplineMethod()}, measurement, windows)
     assert quiet.name == "first" and quiet.hidden == 0 and "hid no sample" in quiet.describe()
 

@@ -61,7 +61,7 @@ from declip.detection.coded_mask import ClipMaskNet, LearnedMaskClipping, load_m
 from declip.detection.measurement import Measurement
 from declip.errors import ConfigError
 from declip.inference.analysis import restore_measured
-from declip.inference.overrides import overridden, parse_overrides
+from declip.inference.overrides import alternatives, overridden, parse_overrides
 from declip.inference.restore import AS_LOADED, restore_array
 from declip.metrics import DEFAULT_LEVELS, delta_sdr
 from declip.physics import ClipMasks, Clipping, sdr, threshold_for_sdr
@@ -224,12 +224,7 @@ def main() -> None:
         parser.error(f"--override {error}")
     try:
         choices = [parse_overrides([pair]) for pair in args.choose]
-        args.alternatives = {
-            ", ".join(f"{k}={v}" for k, v in choice.items()): overridden(
-                load_model(args.model, precision="fp32"), overrides | choice
-            )
-            for choice in choices
-        } or None
+        args.alternatives = alternatives(lambda: load_model(args.model, precision="fp32"), overrides, choices) or None
     except ConfigError as error:
         parser.error(f"--choose {error}")
     args.net = load_mask_net(args.masks) if args.masks else None

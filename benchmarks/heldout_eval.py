@@ -35,7 +35,7 @@ from declip.data import AudioDataModule, MusdbCorpus
 from declip.errors import ConfigError
 from declip.inference import LoadedModel
 from declip.inference.methods import ASPADEMethod, SplineMethod
-from declip.inference.overrides import overridden, parse_overrides
+from declip.inference.overrides import alternatives, overridden, parse_overrides
 from declip.inference.restore import restore_array
 from declip.metrics import delta_sdr
 from declip.models import Declipper
@@ -81,12 +81,11 @@ def methods(args: argparse.Namespace) -> list[tuple[str, object]]:
         loaded = load_model(ref, precision="fp32")
         out.append((f"{ref}{label}", override(loaded, overrides) if overrides else loaded))
         if choices:
-            names = [", ".join(f"{k}={v}" for k, v in choice.items()) for choice in choices]
-            alternatives = {
-                name: override(load_model(ref, precision="fp32"), overrides | choice)
-                for name, choice in zip(names, choices)
-            }
-            out.append((f"{ref}{label}, or {' or '.join(names)} as re-clipping chooses", (out[-1][1], alternatives)))
+            try:
+                others = alternatives(lambda ref=ref: load_model(ref, precision="fp32"), overrides, choices)
+            except ConfigError as error:
+                raise SystemExit(f"--choose {error}") from None
+            out.append((f"{ref}{label}, or {' or '.join(others)} as re-clipping chooses", (out[-1][1], others)))
     for config in args.untrained:
         backbone = instantiate(yaml.safe_load(Path(config).read_text())["model"]["backbone"])
         out.append((f"untrained {Path(config).stem}", LoadedModel.from_module_model(Declipper(backbone), 44100, 1)))

@@ -82,16 +82,16 @@ def one_run(args: argparse.Namespace) -> dict:
         options["decode_threads"] = args.decode_threads
     if args.workers:
         options["workers"] = args.workers
-    seconds, choices = [], []
+    seconds, chosen = [], []
     for _ in range(args.repeat):
         start = time.perf_counter()
         output = args.one.with_name(args.one.stem + ".out.wav")
         account = declip.restore(args.one, loaded, output=output, overwrite=True, **options)
         seconds.append(time.perf_counter() - start)
-        choices += [part for part in account.split("; ") if " by re-clipping " in part]
+        chosen += [part for part in account.split("; ") if " by re-clipping " in part]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     precision = getattr(loaded, "precision", "fp32")
-    return {"seconds": seconds, "peak_mb": peak_mb, "precision": precision, "choices": choices}
+    return {"seconds": seconds, "peak_mb": peak_mb, "precision": precision, "choices": chosen}
 
 
 def network_only(args: argparse.Namespace, repeats: int = 20) -> None:

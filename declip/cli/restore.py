@@ -18,7 +18,7 @@ from declip.data.audio_files import AUDIO_EXTENSIONS, LOSSY_EXTENSIONS, find_inp
 from declip.detection.plateaus import ClipLevel
 from declip.errors import ConfigError
 from declip.inference.device import resolve_device
-from declip.inference.overrides import overridden, parse_overrides
+from declip.inference.overrides import alternatives, overridden, parse_overrides
 from declip.inference.precision import PRECISIONS
 from declip.inference.restore import SUBTYPES, restore_file
 from declip.zoo.registry import DEFAULT_MODEL
@@ -64,14 +64,10 @@ def _alternatives(model: str, device: str, precision: str, overrides: dict, choi
     may pick instead of the model's own for each file."""
     from declip.zoo import load_model
 
-    alternatives = {}
-    for choice in choices:
-        label = ", ".join(f"{name}={value}" for name, value in choice.items())
-        try:
-            alternatives[label] = overridden(load_model(model, device=device, precision=precision), overrides | choice)
-        except ConfigError as error:
-            raise ConfigError(f"--choose {error}") from None
-    return alternatives
+    try:
+        return alternatives(lambda: load_model(model, device=device, precision=precision), overrides, choices)
+    except ConfigError as error:
+        raise ConfigError(f"--choose {error}") from None
 
 
 class _Adapted(NamedTuple):

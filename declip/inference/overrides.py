@@ -3,6 +3,7 @@ that need no training (``heavy_rho``, ``heavy_share``, ...) without a new model 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -63,6 +64,16 @@ def overridden(loaded: LoadedModel, overrides: dict) -> LoadedModel:
     loaded.model.backbone = backbone.to(loaded.device).eval()
     rebuilt = LoadedModel.from_module_model(loaded.model, loaded.sample_rate, loaded.channels, loaded.info)
     return replace(rebuilt, precision=loaded.precision)
+
+
+def alternatives(load: Callable[[], LoadedModel], overrides: dict, choices: list[dict]) -> dict[str, LoadedModel]:
+    """For each of ``choices`` (one or more settings), by ``"NAME=VALUE"``: a fresh ``load()`` with those settings on
+    top of ``overrides``, the candidates :mod:`declip.inference.choice` picks among beside the model's own. Refused
+    as :func:`overridden` refuses."""
+    return {
+        ", ".join(f"{name}={value}" for name, value in choice.items()): overridden(load(), overrides | choice)
+        for choice in choices
+    }
 
 
 def initial_weights_moved(config: dict, name: str, value) -> list[str]:

@@ -76,6 +76,7 @@ def plateau_detections(monkeypatch) -> list:
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny MC+EI model (16 kHz mono) trained for three steps, saved where LightningCLI would put it."""
     import lightning as L
+    import torch
 
     from declip.data import SyntheticDataModule
     from declip.losses import EILoss, MCLoss
@@ -83,12 +84,14 @@ def checkpoint(tmp_path_factory) -> Path:
     from declip.training import DeclipModule
 
     root = tmp_path_factory.mktemp("run")
-    module = DeclipModule(
-        UNet(channels=1, widths=(4, 8), stem_stride=2), [MCLoss(), EILoss(weight=2.0)], sample_rate=16000
-    )
-    trainer = L.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        limit_val_batches=0, enable_model_summary=False)  # fmt: skip
-    trainer.fit(module, SyntheticDataModule(length=256, batch_size=4))
+    with torch.random.fork_rng():  # the same model whichever tests ran first (its bf16 agreement is tested)
+        torch.manual_seed(0)
+        module = DeclipModule(
+            UNet(channels=1, widths=(4, 8), stem_stride=2), [MCLoss(), EILoss(weight=2.0)], sample_rate=16000
+        )
+        trainer = L.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                            limit_val_batches=0, enable_model_summary=False)  # fmt: skip
+        trainer.fit(module, SyntheticDataModule(length=256, batch_size=4))
     (root / "checkpoints").mkdir()
     trainer.save_checkpoint(root / "checkpoints" / "last.ckpt")
     (root / "config.yaml").write_text("seed_everything: 0\nmodel:\n  lr: 0.001\n")
